@@ -15,7 +15,7 @@ from lm_eval.models.utils_hf import stop_sequences_criteria
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
-from compass_eval.scoring import ScoreRow, Scorer, fit_to_length
+from compass_eval.scoring import Scorer, ScoreRow, fit_to_length
 from compass_model.checkpoint import load_checkpoint
 from compass_model.config import IMAGE_TOKEN
 from compass_model.errors import CompassInputError, print_input_errors_as_one_line

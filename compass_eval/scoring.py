@@ -96,7 +96,9 @@ class Scorer:
         bar = tqdm(total=len(rows), disable=not progress, desc=desc)
         for first in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[first : first + batch_size]]
-            for i, result in zip(order[first : first + batch_size], self._score_batch(batch)):
+            for i, result in zip(
+                order[first : first + batch_size], self._score_batch(batch), strict=True
+            ):
                 results[i] = result
             bar.update(len(batch))
         bar.close()

@@ -65,7 +65,9 @@ def read_manifest(path: str | Path) -> dict[str, Any] | None:
     try:
         return json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{manifest}: not valid JSON ({error.msg}, line {error.lineno})")
+        raise CheckpointError(
+            f"{manifest}: not valid JSON ({error.msg}, line {error.lineno})"
+        ) from None
 
 
 def check_checkpoint_dir(path: str | Path, allow_pickle: bool = False) -> Path:
