@@ -1,0 +1,1 @@
+"""Trajectory analysis of lm-eval results across training phases: the report and the gate."""

@@ -1,0 +1,77 @@
+"""`compass-gate`: exit 1 when the candidate phase forgot more than the policy allows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
+from compass_eval.analysis.config import add_flags, load_yaml, override
+from compass_eval.analysis.errors import InputError
+from compass_eval.analysis.gate import GatePolicy, evaluate_gate, gate_table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="compass-gate",
+        description="Fail (exit 1) when a benchmark dropped more than allowed; exit 2 on bad input.",
+    )
+    add_phase_arguments(parser, required=False)
+    parser.add_argument("--report", type=Path, help="a report.json to gate instead of results")
+    parser.add_argument("--policy", type=Path, help="YAML policy; flags given override it")
+    add_flags(
+        parser,
+        GatePolicy,
+        {
+            "max_drop": "largest allowed drop, in the metric's own scale (default 0.05)",
+            "against": "reference: 'peak' (best earlier phase, default), or a phase name",
+            "candidate": "phase under test (default: the last)",
+            "require_significant": "fail only on drops that a paired test finds significant",
+        },
+    )
+    return parser
+
+
+def _load_report(path: Path) -> dict:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not readable as JSON ({exc})") from None
+    if not (
+        isinstance(report, dict)
+        and isinstance(report.get("phases"), list)
+        and isinstance(report.get("benchmarks"), dict)
+        and all(isinstance(b, dict) and "scores" in b for b in report["benchmarks"].values())
+    ):
+        raise InputError(f"{path}: not a compass-report report.json (needs phases and benchmarks)")
+    for entry in report["benchmarks"].values():
+        entry.setdefault("paired", [])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if (args.report is None) == (args.phases is None):
+            raise InputError("give either --report report.json or --phases (with --results)")
+        policy = load_yaml(GatePolicy, args.policy) if args.policy else GatePolicy()
+        policy = override(policy, args)
+        report = _load_report(args.report) if args.report else report_from_args(args)
+        candidate, rows = evaluate_gate(report, policy)
+        table = gate_table(candidate, rows)
+        print(table, end="")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write("## compass-gate\n\n" + table + "\n")
+        return 1 if any(r.failed for r in rows) else 0
+
+    return run("compass-gate", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
