@@ -1,0 +1,235 @@
+"""Writes this folder's task and group YAMLs from one table of the harness's prompt variants.
+
+Run `python tasks/jp_fin_harness/_generate_configs.py` after editing the table; a test checks
+that the YAMLs on disk equal what this script writes. Descriptions, templates and delimiters are
+those of the harness's task YAMLs (pfnet-research/japanese-lm-fin-harness, jlm_fin_eval/tasks).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EXAMS = ("cma_basics", "cpa_audit", "fp2", "security_sales_1")
+VARIANTS = (
+    "default",
+    "1.0-0.1",
+    "1.0-0.1.2",
+    "1.0-0.2",
+    "1.0-0.2.1",
+    "1.0-0.3",
+    "1.0-0.4",
+    "1.0-0.5",
+    "1.0-0.6",
+)
+# chabsa has no 0.1.2 / 0.2.1 prompts; the harness's leaderboard pairs those with 0.1 / 0.2.
+CHABSA_VARIANT = {"1.0-0.1.2": "1.0-0.1", "1.0-0.2.1": "1.0-0.2"}
+
+ALPACA_HEAD = (
+    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。"
+    "要求を適切に満たす応答を書きなさい。\n\n### 指示:\n"
+)
+LLAMA2_HEAD = (
+    "<s>[INST] <<SYS>>\nYou are a helpful, respectful and honest assistant. Always answer as "
+    "helpfully as possible, while being safe. Your answers should not include any harmful, "
+    "unethical, racist, sexist, toxic, dangerous, or illegal content. Please ensure that your "
+    "responses are socially unbiased and positive in nature.\n\nIf a question does not make any "
+    "sense, or is not factually coherent, explain why instead of answering something not "
+    "correct. If you don't know the answer to a question, please don't share false information."
+    "\n<</SYS>>\n\n\n"
+)
+INSTRUCTION = {
+    "standard": "与えられた選択肢の中から、最適な答えを選んでください。",
+    "cpa": "与えられた答えの組み合わせの選択肢の中から、最適な選択肢を選んでください。",
+}
+
+
+def _exam_descriptions(kind: str) -> dict[str, str]:
+    instruction = INSTRUCTION[kind]
+    cpa = kind == "cpa"
+    return {
+        "default": (
+            "以下の問題の答えとして適切な記号の組み合わせを選択肢から選んでアルファベットで答えなさい。"
+            if cpa
+            else "以下の問題の適切な答えを選択肢から選んでアルファベットで答えなさい。"
+        )
+        + "\n\n\n",
+        "1.0-0.1": (
+            "[問題]に対する[答え]をとして適切な記号の組み合わせを[選択肢]の中から選んでください。"
+            if cpa
+            else "[問題]に対する[答え]を[選択肢]の中から選んでください。"
+        )
+        + "\n\n\n",
+        "1.0-0.1.2": (
+            "[問題]に対する[答え]として適切な記号の組み合わせを[選択肢]の中からアルファベットで選んでください。"
+            if cpa
+            else "[問題]に対する[答え]を[選択肢]の中からアルファベットで選んでください。"
+        )
+        + "\n\n\n",
+        "1.0-0.2": (
+            "質問とその答えとして適切な記号の組み合わせの選択肢を入力として受け取り、"
+            if cpa
+            else "質問と回答の選択肢を入力として受け取り、"
+        )
+        + "選択肢から回答を選択してください。なお、回答は選択肢の番号(例:0)でするものとします。\n\n\n",
+        "1.0-0.2.1": instruction + "\n\n\n",
+        "1.0-0.3": ALPACA_HEAD + instruction + "\n\n\n",
+        "1.0-0.4": f"ユーザー: {instruction}<NL>システム: 分かりました。<NL>",
+        "1.0-0.5": f"ユーザー: {instruction}\nシステム: 分かりました。\n\n",
+        "1.0-0.6": LLAMA2_HEAD,
+    }
+
+
+FP2_DEFAULT_DESCRIPTION = "以下の問題の適切な答えを選択肢から選んで１～４の数字で答えなさい。\n\n\n"
+TEXT_FUNCTION = {
+    "default": "text_00",
+    "1.0-0.1": "text_01",
+    "1.0-0.1.2": "text_01_2",
+    "1.0-0.2": "text_02",
+    "1.0-0.2.1": "text_02_1",
+    "1.0-0.3": "text_03",
+    "1.0-0.4": "text_04",
+    "1.0-0.5": "text_05",
+    "1.0-0.6": "text_06",
+}
+# fp2's context lists its options itself; its harness functions leave the choice list out.
+FP2_OWN_TEXT = {"default", "1.0-0.2.1", "1.0-0.3", "1.0-0.4", "1.0-0.5", "1.0-0.6"}
+CHOICE_FUNCTION = {"default": "choices_letters", "1.0-0.1.2": "choices_letters"}
+CHOICE_FUNCTION["1.0-0.2"] = "choices_ids"
+FEWSHOT_DELIMITER = {"1.0-0.4": "<NL>", "1.0-0.5": "\n", "1.0-0.6": " </s><s>[INST] "}
+
+_CHABSA_SENTIMENT = "のセンチメントをpositiveかnegativeで"
+CHABSA = {
+    # variant: (description, doc_to_text, target_delimiter)
+    "default": (
+        f"以下のセンテンスにおける、ターゲット{_CHABSA_SENTIMENT}答えてください。\n\n\n",
+        "センテンス: {{sentence}}\nターゲット: {{target}}\n回答:",
+        " ",
+    ),
+    "1.0-0.1": (
+        f"[センテンス]における、[ターゲット]{_CHABSA_SENTIMENT}選んでください。\n\n\n",
+        "[センテンス]: {{sentence}}\nターゲット]: {{target}}\n[答え]:",
+        " ",
+    ),
+    "1.0-0.2": (
+        "センテンスとターゲットを入力として受け取り、"
+        "ターゲットに関するセンチメントをpositiveかnegativeから選択してください。\n\n\n",
+        "センテンス: {{sentence}}\nターゲット: {{target}}\n回答:",
+        " ",
+    ),
+    "1.0-0.3": (
+        ALPACA_HEAD
+        + f"以下のセンテンスにおける、ターゲット{_CHABSA_SENTIMENT}答えてください。\n\n\n",
+        "### 入力:\nセンテンス:{{sentence}}\nターゲット:{{target}}\n\n### 応答:\n\n",
+        "",
+    ),
+    "1.0-0.4": (
+        f"ユーザー: センテンスにおける、ターゲット{_CHABSA_SENTIMENT}答えてください。"
+        "<NL>システム: 分かりました。<NL>",
+        "センテンス: {{sentence}}<NL>ターゲット: {{target}}<NL>システム:",
+        " ",
+    ),
+    "1.0-0.5": (
+        f"ユーザー: センテンスにおける、ターゲット{_CHABSA_SENTIMENT}答えてください。"
+        "\nシステム: 分かりました。\n\n",
+        "センテンス: {{sentence}}\nターゲット: {{target}}\nシステム:",
+        " ",
+    ),
+    "1.0-0.6": (
+        LLAMA2_HEAD,
+        f"与えられたセンテンスにおける、ターゲット{_CHABSA_SENTIMENT}答えてください。"
+        "\n\nセンテンス: {{sentence}}\nターゲット: {{target}} [/INST]",
+        " ",
+    ),
+}
+
+HEADER = "# Generated by _generate_configs.py from the harness's prompt table; do not edit.\n"
+
+
+def task_name(task: str, variant: str) -> str:
+    return task if variant == "default" else f"{task}-{variant}"
+
+
+def _q(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _metadata(variant: str, headline: str) -> str:
+    return (
+        "metadata:\n  version: 1.0\n"
+        f"  prompt_variant: {_q(variant)}\n  headline_metric: {headline}\n"
+    )
+
+
+def exam_yaml(task: str, variant: str) -> str:
+    kind = "cpa" if task == "cpa_audit" else "standard"
+    description = _exam_descriptions(kind)[variant]
+    text = TEXT_FUNCTION[variant]
+    choices = CHOICE_FUNCTION.get(variant, "choices_text")
+    if task == "fp2":
+        description = FP2_DEFAULT_DESCRIPTION if variant == "default" else description
+        text = f"{text}_fp2" if variant in FP2_OWN_TEXT else text
+        choices = "choices_text" if variant == "default" else choices
+    if task == "cpa_audit" and variant == "1.0-0.6":
+        text = "text_06_cpa"
+    return (
+        HEADER
+        + "include: _exam_template_yaml\n"
+        + f"task: {task_name(task, variant)}\n"
+        + f"dataset_kwargs:\n  source: {task}\n"
+        + f"description: {_q(description)}\n"
+        + f"doc_to_text: !function utils.{text}\n"
+        + f"doc_to_choice: !function utils.{choices}\n"
+        + f"fewshot_delimiter: {_q(FEWSHOT_DELIMITER.get(variant, chr(10) * 2))}\n"
+        + _metadata(variant, "acc")
+    )
+
+
+def chabsa_yaml(variant: str) -> str:
+    description, template, target_delimiter = CHABSA[variant]
+    return (
+        HEADER
+        + "include: _chabsa_template_yaml\n"
+        + f"task: {task_name('chabsa', variant)}\n"
+        + f"description: {_q(description)}\n"
+        + f"doc_to_text: {_q(template)}\n"
+        + f"target_delimiter: {_q(target_delimiter)}\n"
+        + f"fewshot_delimiter: {_q(FEWSHOT_DELIMITER.get(variant, chr(10) * 2))}\n"
+        + _metadata(variant, "f1")
+    )
+
+
+def group_yaml(variant: str) -> str:
+    members = [task_name("chabsa", CHABSA_VARIANT.get(variant, variant))]
+    members += [task_name(task, variant) for task in EXAMS]
+    listing = "".join(f"  - {member}\n" for member in members)
+    return (
+        HEADER
+        + f"group: {task_name('jp_fin_harness', variant)}\n"
+        + f"task:\n{listing}"
+        # `score` is each task's headline (chabsa f1, else acc): the harness's five-task mean.
+        + "aggregate_metric_list:\n  - metric: score\n    weight_by_size: false\n"
+        + _metadata(variant, "score")
+    )
+
+
+def configs() -> dict[str, str]:
+    """File name -> content of every generated YAML."""
+    files = {}
+    for variant in VARIANTS:
+        for task in EXAMS:
+            files[f"{task_name(task, variant)}.yaml"] = exam_yaml(task, variant)
+        if variant in CHABSA:
+            files[f"{task_name('chabsa', variant)}.yaml"] = chabsa_yaml(variant)
+        files[f"{task_name('jp_fin_harness', variant)}.yaml"] = group_yaml(variant)
+    return files
+
+
+def main() -> None:
+    for name, content in configs().items():
+        (HERE / name).write_text(content, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
