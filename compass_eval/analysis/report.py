@@ -36,6 +36,8 @@ from compass_eval.analysis.stats import (
 )
 from compass_eval.analysis.trajectory import best_index, column_means, trajectory
 
+# Metrics read as 0.xxx, not as percentages; a mean over a mix of these and others means nothing.
+UNSCALED_METRICS = frozenset({"roc_auc", "mcc"})
 # A sample log must reproduce the results JSON's score to this tolerance before it is trusted.
 REPRODUCE_TOLERANCE = 1e-6
 Logs = dict[tuple[str, str], SampleLog]
@@ -262,16 +264,7 @@ def build_report(inputs: ReportInputs) -> dict:
         "phases": names,
         "benchmarks": benchmarks,
         "subtasks": subtasks,
-        "subtask_averages": {
-            g: dict(
-                zip(
-                    names,
-                    column_means([list(r["scores"].values()) for r in rows.values()]),
-                    strict=True,
-                )
-            )
-            for g, rows in subtasks.items()
-        },
+        "subtask_averages": {g: _average_row(names, rows) for g, rows in subtasks.items()},
         "mismatches": [m.message() for m in mismatches],
         "bootstrap": {
             "iters": inputs.settings.iters,
@@ -291,6 +284,16 @@ def build_report(inputs: ReportInputs) -> dict:
         report[key] = dict(zip(names, column_means(complete), strict=True)) if complete else {}
     report["analysis"] = analysis_sentences(report)
     return report
+
+
+def _average_row(names: list[str], rows: dict[str, dict]) -> dict[str, float | None] | None:
+    """Mean over subtasks per phase; None when ROC-AUC/MCC would be averaged with percentages."""
+    scaled = {r["metric"] in UNSCALED_METRICS for r in rows.values()}
+    if len(scaled) > 1:
+        return None
+    return dict(
+        zip(names, column_means([list(r["scores"].values()) for r in rows.values()]), strict=True)
+    )
 
 
 def _notes(names: list[str], benchmarks: dict, logs: Logs) -> list[str]:
@@ -338,7 +341,7 @@ def analysis_sentences(report: dict) -> list[str]:
         text = f"{name}: peaks at {best}"
         delta = entry["delta_vs_p0"].get(best)
         if best != base and delta is not None:
-            text += f" ({delta:+.4f} vs {base}{_noise(entry, base, best)})"
+            text += f", {delta:+.4f} vs {base}{_noise(entry, base, best)}"
         chance = entry["chance"]
         below = [
             p
@@ -367,5 +370,5 @@ def analysis_sentences(report: dict) -> list[str]:
 def _noise(entry: dict, a: str, b: str) -> str:
     test = find_paired(entry, a, b)
     if test is None:
-        return ", untested"
-    return "" if test["significant"] else ", within noise"
+        return " (untested)"
+    return " (significant)" if test["significant"] else " (within noise)"

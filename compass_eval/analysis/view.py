@@ -6,7 +6,7 @@ percentage; report.json keeps lm-eval's fractions.
 
 from __future__ import annotations
 
-_UNSCALED = {"roc_auc", "mcc"}
+from compass_eval.analysis.report import UNSCALED_METRICS as _UNSCALED
 
 
 def fmt(metric: str, value: float | None) -> str:
@@ -79,10 +79,9 @@ def build_view(report: dict) -> dict:
     subtask_tables = {}
     for group, rows in report["subtasks"].items():
         averages = report["subtask_averages"][group]
-        metric = "mean"
         subtask_tables[group] = {
             "rows": [_score_row(name, entry, phases) for name, entry in rows.items()],
-            "average": [fmt(metric, averages.get(p)) for p in phases],
+            "average": [fmt("mean", averages.get(p)) for p in phases] if averages else None,
         }
     trajectory_rows = []
     for name, entry in benchmarks.items():
