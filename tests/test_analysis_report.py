@@ -70,11 +70,11 @@ EXPECTED = {
 def test_per_phase_table_and_trajectory(report, name):
     scores, best, forgetting, delta, retention = EXPECTED[name]
     entry = report[0]["benchmarks"][name]
-    assert entry["scores"] == _approx(dict(zip(PHASES, scores)))
+    assert entry["scores"] == _approx(dict(zip(PHASES, scores, strict=True)))
     assert entry["best_phase"] == best
-    assert entry["forgetting"] == _approx(dict(zip(PHASES, forgetting)))
-    assert entry["delta_vs_p0"] == _approx(dict(zip(PHASES, delta)))
-    assert entry["retention"] == _approx(dict(zip(PHASES, retention)))
+    assert entry["forgetting"] == _approx(dict(zip(PHASES, forgetting, strict=True)))
+    assert entry["delta_vs_p0"] == _approx(dict(zip(PHASES, delta, strict=True)))
+    assert entry["retention"] == _approx(dict(zip(PHASES, retention, strict=True)))
     assert entry["complete"] is True
 
 

@@ -89,7 +89,8 @@ def test_statistic_chosen_from_lm_eval_aggregation():
     assert stats.statistic_for("bleu", "bleu", pairs=True) is None
 
 
-def _paired(a, b, settings=stats.Bootstrap()):
+def _paired(a, b):
+    settings = stats.Bootstrap()
     weights = stats.resample_weights(len(a), settings.iters, settings.seed)
     deltas = stats.mean(weights, b) - stats.mean(weights, a)
     return stats.paired_test("a", "b", float(b.mean() - a.mean()), deltas, len(a), settings)
