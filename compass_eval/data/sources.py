@@ -32,11 +32,18 @@ def _harness(name: str) -> Source:
     )
 
 
+EDINET_TASK_NAMES = {
+    "earnings_forecast": "edinet_earnings",
+    "fraud_detection": "edinet_fraud",
+    "industry_prediction": "edinet_industry",
+}
+
+
 def _edinet(task: str) -> Source:
     def read(sheets=edinet.DEFAULT_SHEETS, max_report_chars=edinet.DEFAULT_MAX_REPORT_CHARS, **_):
         return {"test": edinet.load(task, sheets, max_report_chars)}
 
-    return Source(f"edinet_{task}", edinet.FAMILY, (edinet.relative_file(task),), read)
+    return Source(EDINET_TASK_NAMES[task], edinet.FAMILY, (edinet.relative_file(task),), read)
 
 
 def _gsm8k() -> Source:

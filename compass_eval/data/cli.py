@@ -1,0 +1,117 @@
+"""`compass-data`: list, download or import the benchmark data under the data root.
+
+Exit status: 0 done, 2 missing or unusable data (or a failed download), with a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from compass_eval.data.fetch import FETCHERS, FetchError
+from compass_eval.data.fingerprint import fingerprint_docs
+from compass_eval.data.root import ENV_VAR, MissingDataError, data_root
+from compass_eval.data.sources import FAMILIES, SOURCES, load_dataset
+
+EXIT_DATA = 2
+
+
+def _status_row(name: str) -> dict[str, object]:
+    source = SOURCES[name]
+    row: dict[str, object] = {"source": name, "family": source.family}
+    try:
+        docs = load_dataset(name)["test"]
+    except MissingDataError as missing:
+        return {**row, "present": False, "missing": str(missing.path)}
+    return {**row, "present": True, "n_docs": len(docs), "fingerprint": fingerprint_docs(docs)}
+
+
+def status(as_json: bool) -> int:
+    rows = [_status_row(name) for name in SOURCES]
+    if as_json:
+        print(json.dumps({"data_root": str(data_root()), "sources": rows}, indent=1))
+        return 0
+    print(f"data root: {data_root()}  (set ${ENV_VAR}; `demo` = bundled synthetic data)")
+    for row in rows:
+        if row["present"]:
+            detail = f"present  {row['n_docs']:>6} docs  {row['fingerprint']}"
+        else:
+            detail = f"MISSING  {row['missing']}  -> compass-data fetch {row['family']}"
+        print(f"{row['source']:<28} {detail}")
+    return 0
+
+
+def fetch(family: str) -> int:
+    try:
+        FETCHERS[family](data_root())
+    except FetchError as error:
+        print(
+            f"compass-data: fetch {family} failed: {error}. Offline? Copy the files in with "
+            f"`compass-data import {family} <path>`.",
+            file=sys.stderr,
+        )
+        return EXIT_DATA
+    return status(as_json=False)
+
+
+def _expected(family: str) -> list[Path]:
+    """Files and folders of a family, relative to the family folder."""
+    return [
+        file.relative_to(family)
+        for source in SOURCES.values()
+        if source.family == family
+        for file in source.files
+    ]
+
+
+def import_family(family: str, path: Path) -> int:
+    """Copies the family's files from `path` (laid out like `<root>/<family>/`), then loads them."""
+    present = [item for item in _expected(family) if (path / item).exists()]
+    if not present:
+        wanted = ", ".join(str(item) for item in _expected(family))
+        print(f"compass-data: {path} holds none of {wanted}", file=sys.stderr)
+        return EXIT_DATA
+    target = data_root() / family
+    for item in present:
+        destination = target / item
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if (path / item).is_dir():
+            shutil.copytree(path / item, destination, dirs_exist_ok=True)
+        else:
+            shutil.copy2(path / item, destination)
+    for name, source in SOURCES.items():
+        if source.family != family:
+            continue
+        try:
+            load_dataset(name)
+        except MissingDataError:
+            continue
+        except Exception as error:  # any parse failure means the copy is not in the schema
+            print(f"compass-data: imported {name} does not load: {error}", file=sys.stderr)
+            return EXIT_DATA
+    return status(as_json=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="compass-data", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    status_cmd = commands.add_parser("status", help="each task's data: present, count, fingerprint")
+    status_cmd.add_argument("--json", action="store_true")
+    fetch_cmd = commands.add_parser("fetch", help="download a family from its public source")
+    fetch_cmd.add_argument("family", choices=FAMILIES)
+    import_cmd = commands.add_parser("import", help="copy a local copy of a family in, checked")
+    import_cmd.add_argument("family", choices=FAMILIES)
+    import_cmd.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "status":
+        return status(args.json)
+    if args.command == "fetch":
+        return fetch(args.family)
+    return import_family(args.family, args.path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
