@@ -123,7 +123,8 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
     versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
     n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
-    limit = config.get("limit")
+    # "limit": null is a setting (the whole split); only an absent key is unknown.
+    limit = str(config["limit"]) if "limit" in config else None
     tasks = []
     for name, metrics in data["results"].items():
         if not isinstance(metrics, dict):
@@ -137,7 +138,7 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
                 date=date,
                 version=_text(versions.get(name)),
                 n_shot=_text(n_shot.get(name)),
-                limit=_text(limit),
+                limit=limit,
                 metadata=_dict(task_config.get("metadata")),
                 aggregations=_aggregations(task_config),
                 output_type=_text(task_config.get("output_type")),
