@@ -83,9 +83,10 @@ def _last_boxed(text: str) -> str | None:
 
 
 def boxed_answer(output: str) -> str | None:
-    """The last `\\boxed{}` inside the last `<Answer>` block, or None (a malformed output)."""
+    """The last non-empty `\\boxed{}` in the last `<Answer>` block, or None (a malformed output)."""
     blocks = _ANSWER_BLOCK.findall(output)
-    return _last_boxed(blocks[-1]) if blocks else None
+    boxed = _last_boxed(blocks[-1]) if blocks else None
+    return boxed if boxed and boxed.strip() else None
 
 
 def extract_xml_answer(output: str) -> str | None:
