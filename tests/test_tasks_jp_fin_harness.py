@@ -78,7 +78,9 @@ def h00(doc, with_choices=True):
         doc_text += doc["context"] + "\n"
     if with_choices:
         doc_text += "\n【選択肢】\n"
-        for choice_id, choice_text in zip(doc["choices"]["id"], doc["choices"]["text"]):
+        for choice_id, choice_text in zip(
+            doc["choices"]["id"], doc["choices"]["text"], strict=True
+        ):
             doc_text += chr(choice_id + 65) + ": " + choice_text + "\n"
     doc_text += "\n【答え】\n"
     return doc_text
@@ -96,12 +98,17 @@ def h01(doc):
 
 
 def h01_2(doc):
-    parts = [chr(i + 65) + ":" + t for i, t in zip(doc["choices"]["id"], doc["choices"]["text"])]
+    parts = [
+        chr(i + 65) + ":" + t
+        for i, t in zip(doc["choices"]["id"], doc["choices"]["text"], strict=True)
+    ]
     return f"[問題]:{_q(doc)}[選択肢]:[{', '.join(parts)}]\n[答え]:"
 
 
 def h02(doc):
-    choices = ",".join(f"{i}.{c}" for i, c in zip(doc["choices"]["id"], doc["choices"]["text"]))
+    choices = ",".join(
+        f"{i}.{c}" for i, c in zip(doc["choices"]["id"], doc["choices"]["text"], strict=True)
+    )
     return f"質問:{_q(doc)}選択肢:{choices}\n回答:"
 
 
