@@ -1,0 +1,67 @@
+"""The request cache: a teacher's answer is stored under (model, prompt, image hash), so a rerun or
+a resumed run asks the teacher nothing it has already answered. SQLite: safe under SIGKILL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from compass_train.synth.teacher import Teacher, TeacherRequest
+
+
+class RequestCache:
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, text TEXT)"
+        )
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM answers WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def put(self, key: str, model: str, text: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers (key, model, text) VALUES (?, ?, ?)",
+                (key, model, text),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class CachedTeacher:
+    """Any teacher behind the cache; only successful answers are kept (a failure is retried later)."""
+
+    def __init__(self, teacher: Teacher, cache: RequestCache) -> None:
+        self.teacher = teacher
+        self.cache = cache
+        self.model = teacher.model
+        self.hits = 0
+        self.misses = 0
+        self._count_lock = threading.Lock()
+
+    def complete(self, request: TeacherRequest) -> str:
+        key = request.cache_key(self.model)
+        cached = self.cache.get(key)
+        with self._count_lock:
+            if cached is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        if cached is not None:
+            return cached
+        text = self.teacher.complete(request)
+        self.cache.put(key, self.model, text)
+        return text

@@ -1,0 +1,102 @@
+"""The data commands (`compass-data pdfs|synth|distill|inspect`): flags → typed configs → pipeline.
+Bad input is one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from compass_model.errors import CompassInputError
+from compass_train.synth.config import (
+    DistillConfig,
+    SynthConfig,
+    TeacherConfig,
+    add_options,
+    from_args,
+)
+from compass_train.synth.generators import GENERATORS
+
+
+def _pdfs(args: argparse.Namespace) -> None:
+    from compass_train.synth.sources import index_pdfs, load_manifest, write_index
+
+    manifest = load_manifest(args.manifest)
+    pdfs = index_pdfs(manifest, args.pdf_dir)
+    path = write_index(args.pdf_dir, manifest, pdfs)
+    for pdf in pdfs:
+        print(f"{pdf.path}: {pdf.pages} pages, {pdf.source} ({pdf.licence}), {pdf.url}")
+    print(f"indexed {len(pdfs)} PDFs, {sum(p.pages for p in pdfs)} pages → {path}")
+
+
+def _report(card: dict) -> None:
+    rejects = ", ".join(f"{reason} {count}" for reason, count in card["rejects"].items())
+    print(
+        f"{card['out_dir']}: {card['total_records']} records in {card['shards']} shards; "
+        f"{card['total_rejects']} rejected ({rejects or 'none'}); "
+        f"{card['requests_sent']} teacher requests sent, {card['cache_hits']} answered from the cache"
+    )
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from compass_train.synth.pipeline import run_synth
+
+    _report(run_synth(args.generator, from_args(SynthConfig, args), from_args(TeacherConfig, args)))
+
+
+def _distill(args: argparse.Namespace) -> None:
+    from compass_train.synth.pipeline import run_distill
+
+    _report(run_distill(from_args(DistillConfig, args), from_args(TeacherConfig, args)))
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from compass_train.synth.inspection import inspect_dataset
+
+    print(inspect_dataset(args.path, args.samples, args.seed))
+
+
+def build_parser(prog: str = "compass-data") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Training data from public documents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pdfs = commands.add_parser("pdfs", help="index local PDFs against an allow-list of sources")
+    pdfs.add_argument("--manifest", required=True, help="sources YAML: allowed sources and files")
+    pdfs.add_argument("--pdf-dir", required=True, help="the folder holding the PDFs")
+    pdfs.set_defaults(run=_pdfs)
+
+    synth = commands.add_parser("synth", help="page data from the indexed PDFs with a teacher VLM")
+    synth.add_argument("generator", choices=sorted(GENERATORS))
+    add_options(synth, SynthConfig)
+    add_options(synth, TeacherConfig)
+    synth.set_defaults(run=_synth)
+
+    distill = commands.add_parser("distill", help="chain-of-thought data from math problems")
+    add_options(distill, DistillConfig)
+    add_options(distill, TeacherConfig)
+    distill.set_defaults(run=_distill)
+
+    inspect = commands.add_parser("inspect", help="counts, rejects by reason, samples")
+    inspect.add_argument("path", help="a dataset folder, e.g. data/p1/vqa/")
+    inspect.add_argument("--samples", type=int, default=3)
+    inspect.add_argument("--seed", type=int, default=0)
+    inspect.set_defaults(run=_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "compass-data") -> int:
+    args = build_parser(prog).parse_args(argv)
+    command: Callable[[argparse.Namespace], None] = args.run
+    try:
+        command(args)
+    except CompassInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
