@@ -79,6 +79,8 @@ def validate_record(raw: Any, where: str, base_dir: Path) -> dict[str, Any]:
     if not isinstance(messages, list) or not messages:
         raise bad("messages", "must be a non-empty list")
     normalised = [_message(m, f"messages[{i}]", bad) for i, m in enumerate(messages)]
+    if normalised[0]["role"] == "assistant":
+        raise bad("messages", "must open with a user (or system) turn")
     if not any(m["role"] == "assistant" for m in normalised):
         raise bad("messages", "has no assistant turn, so nothing to learn from")
     image_parts = sum(p["type"] == "image" for m in normalised for p in m["content"])

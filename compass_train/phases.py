@@ -1,0 +1,319 @@
+"""The phase chain: P0 assembled once, then each phase from its parent's checkpoint, stage by
+stage, into an atomically written checkpoint with its manifest, adapters and loss curves.
+
+Work in progress lives under `<out>/.work/<phase>/` (stage results, resumable step states), so a
+killed run leaves no directory that looks like a phase.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from transformers import AutoProcessor, LlavaProcessor
+
+from compass_model.assemble import assemble, build_tiny
+from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint
+from compass_model.config import preset
+from compass_model.errors import CompassInputError
+from compass_train.adapters import (
+    AdapterPlan,
+    adapter_plan,
+    adapter_summary,
+    load_base,
+    merged,
+    wrap,
+)
+from compass_train.collate import Collator, Example, encode
+from compass_train.loop import train_stage
+from compass_train.manifest import phase_manifest
+from compass_train.plan import skeleton
+from compass_train.plots import save_loss_curve
+from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
+from compass_train.records import fingerprint, iter_records
+from compass_train.select import Selection, count_trainable, freeze_all_but, select
+
+log = logging.getLogger(__name__)
+WORK = ".work"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `compass-train run` does beyond the recipe; its flags are these fields."""
+
+    out: Path
+    only: str | None = None
+    resume: bool = False
+    force: bool = False
+
+
+def finished(path: Path) -> dict[str, Any] | None:
+    """The manifest of a finished phase checkpoint, None when there is none."""
+    return read_manifest(path) if (path / MANIFEST).is_file() else None
+
+
+def phases_to_run(recipe: Recipe, options: RunOptions) -> list[str]:
+    names = [ROOT_PHASE] + [p.name for p in recipe.phases]
+    if options.only is None:
+        return names
+    if options.only == ROOT_PHASE:
+        return [ROOT_PHASE]
+    phase = recipe.phase(options.only)
+    parent_dir = options.out / phase.parent
+    if finished(parent_dir) is None:
+        raise CompassInputError(
+            f"--only {phase.name}: its parent checkpoint {parent_dir} does not exist (or is "
+            f"unfinished); run phase {phase.parent} first"
+        )
+    return [phase.name]
+
+
+def preflight(recipe: Recipe, names: list[str], device: str) -> dict[str, AdapterPlan]:
+    """Every check that needs no training, before anything is written: module names against the
+    architecture (built on the meta device), data files, and the 4-bit policy."""
+    model = skeleton(recipe.model.preset)
+    plans = {}
+    for phase in recipe.phases:
+        if phase.name not in names:
+            continue
+        for stage in phase.stages:
+            where = f"phase {phase.name!r}, stage {stage.name!r}"
+            select(model, stage, where)
+            for entry in stage.data:
+                for _ in iter_records(recipe.data_path(entry)):
+                    pass
+            plans[f"{phase.name}/{stage.name}"] = adapter_plan(stage, device)
+    return plans
+
+
+def build_p0(recipe: Recipe):
+    config = preset(recipe.model.preset)
+    if config.vision_backbone is None and recipe.model.vision_backbone is None:
+        return build_tiny(recipe.seed)
+    return assemble(
+        config,
+        recipe.model.vision_backbone,
+        recipe.model.language_model,
+        dtype=_DTYPES[recipe.model.dtype],
+    )
+
+
+def stage_examples(
+    recipe: Recipe, stage: StageSpec, processor: LlavaProcessor
+) -> tuple[list[Example], list[dict[str, Any]], int]:
+    """Encoded examples of every data set of the stage, their fingerprints, and how many records
+    were left out (images in a text-only stage, or too long to keep every image token)."""
+    examples, prints, dropped = [], [], 0
+    for entry in stage.data:
+        path = recipe.data_path(entry)
+        prints.append(fingerprint(path))
+        for record in iter_records(path):
+            example = None
+            if not (stage.text_only and record["images"]):
+                example = encode(record, processor, stage.max_length)
+            if example is None:
+                dropped += 1
+            else:
+                examples.append(example)
+    if not examples:
+        raise CompassInputError(f"stage {stage.name!r}: no usable example in {stage.data}")
+    return examples, prints, dropped
+
+
+class PhaseRunner:
+    """Runs the phases of one recipe into `options.out` on this process's accelerator."""
+
+    def __init__(self, recipe: Recipe, options: RunOptions, accelerator: Accelerator) -> None:
+        self.recipe = recipe
+        self.options = options
+        self.accelerator = accelerator
+        self.dtype = _DTYPES[recipe.model.dtype]
+
+    def run(self) -> list[Path]:
+        names = phases_to_run(self.recipe, self.options)
+        plans = preflight(self.recipe, names, str(self.accelerator.device))
+        written = []
+        for name in names:
+            if name == ROOT_PHASE:
+                written.append(self._p0())
+            else:
+                written.append(self._phase(self.recipe.phase(name), plans))
+        return written
+
+    def _announce(self, message: str) -> None:
+        if self.accelerator.is_main_process:
+            print(f"compass-train: {message}", flush=True)
+
+    def _p0(self) -> Path:
+        target = self.options.out / ROOT_PHASE
+        if finished(target) and not self.options.force:
+            self._announce(f"{ROOT_PHASE}: finished checkpoint kept ({target})")
+            return target
+        if self.accelerator.is_main_process:
+            model, processor = build_p0(self.recipe)
+            manifest = phase_manifest(self.recipe, ROOT_PHASE, None, None, [], 0.0)
+            save_checkpoint(model, processor, target, manifest)
+        self.accelerator.wait_for_everyone()
+        self._announce(f"{ROOT_PHASE}: assembled model written to {target}")
+        return target
+
+    def _phase(self, phase: PhaseSpec, plans: dict[str, AdapterPlan]) -> Path:
+        out = self.options.out
+        target, parent_dir = out / phase.name, out / phase.parent
+        parent = finished(parent_dir)
+        if parent is None:
+            raise CompassInputError(f"phase {phase.name}: parent checkpoint {parent_dir} missing")
+        current = finished(target)
+        if current and not self.options.force:
+            if current.get("parent_run_id") == parent["run_id"]:
+                self._announce(f"{phase.name}: finished checkpoint kept ({target})")
+                return target
+            self._announce(f"{phase.name}: parent {phase.parent} changed since; retraining")
+        work = out / WORK / phase.name
+        if not self.options.resume and self.accelerator.is_main_process:
+            shutil.rmtree(work, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        started = time.perf_counter()
+        processor = AutoProcessor.from_pretrained(parent_dir)
+        source, summaries = parent_dir, []
+        for stage in phase.stages:
+            source, summary = self._stage(phase, stage, plans, source, processor, work)
+            summaries.append(summary)
+        if self.accelerator.is_main_process:
+            manifest = phase_manifest(
+                self.recipe,
+                phase.name,
+                parent,
+                parent_dir,
+                summaries,
+                time.perf_counter() - started,
+            )
+            publish(source, work, phase, manifest, target)
+        self.accelerator.wait_for_everyone()
+        self._announce(f"{phase.name}: checkpoint written to {target}")
+        return target
+
+    def _stage(
+        self,
+        phase: PhaseSpec,
+        stage: StageSpec,
+        plans: dict[str, AdapterPlan],
+        source: Path,
+        processor: LlavaProcessor,
+        work: Path,
+    ) -> tuple[Path, dict[str, Any]]:
+        """Trains one stage from the weights in `source`; returns where its result lies."""
+        stage_dir = work / stage.name
+        done = finished(stage_dir / "model")
+        if done is not None:
+            self._announce(f"{phase.name}/{stage.name}: finished earlier, kept")
+            return stage_dir / "model", done["stage"]
+        plan = plans[f"{phase.name}/{stage.name}"]
+        if plan.fallback:
+            self._announce(f"{phase.name}/{stage.name}: warning: {plan.fallback}")
+        examples, prints, dropped = stage_examples(self.recipe, stage, processor)
+        device = self.accelerator.device
+        model = load_base(source, self.dtype, device, quantised=plan.kind == "qlora")
+        where = f"phase {phase.name!r}, stage {stage.name!r}"
+        selection = select(model, stage, where)
+        counts = count_trainable(model, selection, stage.lora.r if stage.lora else 0)
+        freeze_all_but(model, selection.train)
+        if stage.gradient_checkpointing:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        if stage.lora:
+            trained_params = [p for p in model.parameters() if p.requires_grad]
+            model = wrap(
+                model, stage.lora, selection.lora_targets, plan, stage.gradient_checkpointing
+            )
+            for parameter in trained_params:  # peft freezes what it does not wrap
+                parameter.requires_grad_(True)
+        result = train_stage(
+            model,
+            examples,
+            Collator(processor),
+            stage,
+            self.recipe.seed,
+            self.accelerator,
+            stage_dir / "state",
+            self.options.resume,
+            f"{phase.name}/{stage.name}",
+        )
+        summary = {
+            "name": stage.name,
+            "recipe": asdict(stage),
+            "adapter": adapter_summary(stage.lora, selection.lora_targets, plan)
+            if stage.lora
+            else None,
+            "trainable_parameters": counts,
+            "trainable_parameters_in_model": sum(
+                p.numel() for p in model.parameters() if p.requires_grad
+            ),
+            "data": prints,
+            "examples": len(examples),
+            "records_left_out": dropped,
+            "steps": result.steps,
+            "resumed_from_step": result.resumed_from,
+            "final_loss": result.losses[-1],
+            "losses": result.losses,
+            "wall_time_s": round(result.wall_time_s, 3),
+            "processes": self.accelerator.num_processes,
+        }
+        if self.accelerator.is_main_process:
+            self._finish_stage(model, stage, selection, plan, source, processor, stage_dir, summary)
+        self.accelerator.wait_for_everyone()
+        return stage_dir / "model", summary
+
+    def _finish_stage(
+        self,
+        model,
+        stage: StageSpec,
+        selection: Selection,
+        plan: AdapterPlan,
+        source: Path,
+        processor: LlavaProcessor,
+        stage_dir: Path,
+        summary: dict[str, Any],
+    ) -> None:
+        model = self.accelerator.unwrap_model(model)
+        if stage.lora:
+            model.save_pretrained(stage_dir / "adapter")
+            model = merged(model, stage.lora, selection.lora_targets, plan, source, self.dtype)
+        save_loss_curve(
+            summary["losses"], f"{stage_dir.parent.name}/{stage.name}", stage_dir / "loss.png"
+        )
+        # The stage result is written like a checkpoint: atomically, so resume can trust it.
+        save_checkpoint(model.to(self.dtype), processor, stage_dir / "model", {"stage": summary})
+
+
+def publish(
+    source: Path, work: Path, phase: PhaseSpec, manifest: dict[str, Any], target: Path
+) -> None:
+    """Copies the last stage's weights with every stage's adapter and loss curve into a staging
+    directory beside `target`, writes the manifest, then renames it into place."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        for stage in phase.stages:
+            adapter = work / stage.name / "adapter"
+            if adapter.is_dir():
+                shutil.copytree(adapter, staging / "adapters" / stage.name)
+            shutil.copy2(work / stage.name / "loss.png", staging / f"loss_{stage.name}.png")
+        (staging / MANIFEST).write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)

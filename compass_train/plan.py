@@ -1,0 +1,82 @@
+"""`compass-train plan`: what a recipe would run, from shapes alone (the model on the meta device):
+stages, what each trains, trainable parameters, data sizes. Nothing downloaded or allocated."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from torch import nn
+
+from compass_model.assemble import build_on_meta
+from compass_model.config import preset
+from compass_model.errors import CompassInputError
+from compass_model.tokenizer import tiny_tokenizer
+from compass_train.recipe import Recipe
+from compass_train.records import fingerprint
+from compass_train.select import count_trainable, select
+
+
+def skeleton(preset_name: str) -> nn.Module:
+    """The preset's architecture on the meta device; the tiny preset takes its vocabulary size
+    from its own tokenizer (its config leaves it open)."""
+    config = preset(preset_name)
+    if "vocab_size" not in config.text:
+        config = replace(config, text={**config.text, "vocab_size": len(tiny_tokenizer())})
+    return build_on_meta(config)
+
+
+def plan_rows(recipe: Recipe) -> list[dict[str, Any]]:
+    model = skeleton(recipe.model.preset)
+    rows = []
+    for phase in recipe.phases:
+        for stage in phase.stages:
+            selection = select(model, stage, f"phase {phase.name!r}, stage {stage.name!r}")
+            records = 0
+            for entry in stage.data:
+                try:
+                    records += fingerprint(recipe.data_path(entry))["records"]
+                except CompassInputError:
+                    records = None
+                    break
+            rows.append(
+                {
+                    "phase": phase.name,
+                    "parent": phase.parent,
+                    "stage": stage.name,
+                    "train": stage.train,
+                    "lora": None
+                    if stage.lora is None
+                    else f"r={stage.lora.r} alpha={stage.lora.alpha} on {','.join(stage.lora.modules)}"
+                    + ("" if stage.lora.quantization == "none" else " 4-bit NF4"),
+                    "trainable": count_trainable(
+                        model, selection, stage.lora.r if stage.lora else 0
+                    ),
+                    "records": records,
+                    "lr": stage.lr,
+                    "lr_groups": stage.lr_groups,
+                    "batch_size": stage.batch_size,
+                    "epochs": stage.epochs,
+                }
+            )
+    return rows
+
+
+def render_plan(recipe: Recipe, rows: list[dict[str, Any]]) -> str:
+    model = skeleton(recipe.model.preset)
+    total = sum(p.numel() for p in model.parameters())
+    lines = [
+        f"recipe {recipe.name}: preset {recipe.model.preset} ({total:,} parameters), "
+        f"seed {recipe.seed}, phases {' -> '.join(['p0'] + [p.name for p in recipe.phases])}"
+    ]
+    for row in rows:
+        counts = row["trainable"]
+        parts = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "total")
+        records = "data missing" if row["records"] is None else f"{row['records']:,} records"
+        lrs = ", ".join(f"{k} {v:g}" for k, v in row["lr_groups"].items()) or f"{row['lr']:g}"
+        lines.append(
+            f"{row['phase']}/{row['stage']} (from {row['parent']}): trainable {counts['total']:,} "
+            f"({parts}); full: {', '.join(row['train']) or '-'}; lora: {row['lora'] or '-'}; "
+            f"lr {lrs}; batch {row['batch_size']}; epochs {row['epochs']:g}; {records}"
+        )
+    return "\n".join(lines)
