@@ -3,6 +3,7 @@ a resumed run asks the teacher nothing it has already answered. SQLite: safe und
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
@@ -42,17 +43,23 @@ class RequestCache:
 
 
 class CachedTeacher:
-    """Any teacher behind the cache; only successful answers are kept (a failure is retried later)."""
+    """Any teacher behind the cache; only successful answers are kept (a failure is retried later).
+    `max_tokens` caps every answer's length (the templates ask for what a real teacher needs)."""
 
-    def __init__(self, teacher: Teacher, cache: RequestCache) -> None:
+    def __init__(
+        self, teacher: Teacher, cache: RequestCache, max_tokens: int | None = None
+    ) -> None:
         self.teacher = teacher
         self.cache = cache
+        self.max_tokens = max_tokens
         self.model = teacher.model
         self.hits = 0
         self.misses = 0
         self._count_lock = threading.Lock()
 
     def complete(self, request: TeacherRequest) -> str:
+        if self.max_tokens is not None and request.max_tokens > self.max_tokens:
+            request = dataclasses.replace(request, max_tokens=self.max_tokens)
         key = request.cache_key(self.model)
         cached = self.cache.get(key)
         with self._count_lock:

@@ -31,6 +31,9 @@ class TeacherConfig:
     timeout: float = option("seconds to wait for one answer", 120.0)
     retries: int = option("further tries after a failed request (HTTP 5xx/429, timeout)", 3)
     backoff: float = option("seconds before the first retry; doubles each time", 1.0)
+    max_tokens: int | None = option(
+        "cap on tokens per answer (default: each template's own limit)", None
+    )
     cache: Path | None = option("request cache (SQLite); default: <out>/teacher_cache.sqlite", None)
     api_key_env: str = option(
         "environment variable holding the API key, if the server needs one", "OPENAI_API_KEY"

@@ -4,6 +4,7 @@ the ordered work items, run them into shards, write the dataset card."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from compass_train.synth.distill import distill_work, load_sources, sample_probl
 from compass_train.synth.generators import GENERATORS, page_items, page_work
 from compass_train.synth.sources import read_index
 from compass_train.synth.teacher import OpenAIChatClient, Teacher, TeacherConfigError
-from compass_train.synth.templates import load_template
-from compass_train.synth.writer import run_sharded, write_card
+from compass_train.synth.templates import PromptTemplate, load_template
+from compass_train.synth.writer import Outcome, run_sharded, write_card
 
 CACHE_NAME = "teacher_cache.sqlite"
 
@@ -49,7 +50,42 @@ def open_teacher(config: TeacherConfig, out_root: Path) -> CachedTeacher:
         teacher = InProcessTeacher.from_spec(config.teacher)
         if config.model:
             teacher.model = config.model
-    return CachedTeacher(teacher, RequestCache(config.cache or out_root / CACHE_NAME))
+    return CachedTeacher(
+        teacher, RequestCache(config.cache or out_root / CACHE_NAME), config.max_tokens
+    )
+
+
+def _run(
+    teacher: CachedTeacher,
+    teacher_config: TeacherConfig,
+    template: PromptTemplate,
+    out_dir: Path,
+    items: Sequence[Any],
+    work: Callable[[Any], Outcome],
+    settings: dict[str, Any],
+    shard_size: int,
+    title: str,
+) -> dict[str, Any]:
+    """Shared by every command: what makes outputs differ goes into the run's settings."""
+    settings = {
+        **settings,
+        "teacher_model": teacher.model,
+        "max_tokens": teacher_config.max_tokens,
+        "template_version": template.tag,
+        "template_sha256": template.sha256,
+        "shard_size": shard_size,
+    }
+    try:
+        run_sharded(out_dir, items, work, settings, shard_size, teacher_config.concurrency)
+        card = write_card(out_dir, settings, title)
+    finally:
+        teacher.cache.close()
+    return {
+        **card,
+        "out_dir": str(out_dir),
+        "cache_hits": teacher.hits,
+        "requests_sent": teacher.misses,
+    }
 
 
 def run_synth(
@@ -60,71 +96,45 @@ def run_synth(
     template = load_template(generator_name, config.template_version)
     out_dir = config.out / generator_name
     teacher = open_teacher(teacher_config, config.out)
-    try:
-        generator = GENERATORS[generator_name](teacher, template)
-        settings = {
-            "command": f"synth {generator_name}",
-            "teacher_model": teacher.model,
-            "template_version": template.tag,
-            "template_sha256": template.sha256,
-            "longest_side": config.longest_side,
-            "shard_size": config.shard_size,
-            "pdfs": [{"path": pdf.path, "url": pdf.url, "sha256": pdf.sha256} for pdf in pdfs],
-        }
-        run_sharded(
-            out_dir,
-            page_items(generator_name, pdfs),
-            page_work(generator, config.pdf_dir, out_dir, config.longest_side),
-            settings,
-            config.shard_size,
-            teacher_config.concurrency,
-        )
-        card = write_card(out_dir, settings, f"Compass synthetic {generator_name} data")
-    finally:
-        teacher.cache.close()
-    return {
-        **card,
-        "out_dir": str(out_dir),
-        "cache_hits": teacher.hits,
-        "requests_sent": teacher.misses,
+    generator = GENERATORS[generator_name](teacher, template)
+    settings = {
+        "command": f"synth {generator_name}",
+        "longest_side": config.longest_side,
+        "pdfs": [{"path": pdf.path, "url": pdf.url, "sha256": pdf.sha256} for pdf in pdfs],
     }
+    return _run(
+        teacher,
+        teacher_config,
+        template,
+        out_dir,
+        page_items(generator_name, pdfs),
+        page_work(generator, config.pdf_dir, out_dir, config.longest_side),
+        settings,
+        config.shard_size,
+        f"Compass synthetic {generator_name} data",
+    )
 
 
 def run_distill(config: DistillConfig, teacher_config: TeacherConfig) -> dict[str, Any]:
     """N sampled problems answered by the teacher into <out>/distill/; returns the card."""
-
     sources = load_sources(config.sources)
     problems = sample_problems(sources, config.n, config.seed)
     template = load_template("distill", config.template_version)
-    out_dir = config.out / "distill"
     teacher = open_teacher(teacher_config, config.out)
-    try:
-        settings = {
-            "command": "distill",
-            "teacher_model": teacher.model,
-            "template_version": template.tag,
-            "template_sha256": template.sha256,
-            "n": config.n,
-            "seed": config.seed,
-            "shard_size": config.shard_size,
-            "sources": [
-                {**dataclasses.asdict(source), "path": str(source.path)} for source in sources
-            ],
-        }
-        run_sharded(
-            out_dir,
-            problems,
-            distill_work(teacher, template),
-            settings,
-            config.shard_size,
-            teacher_config.concurrency,
-        )
-        card = write_card(out_dir, settings, "Compass chain-of-thought distillation data")
-    finally:
-        teacher.cache.close()
-    return {
-        **card,
-        "out_dir": str(out_dir),
-        "cache_hits": teacher.hits,
-        "requests_sent": teacher.misses,
+    settings = {
+        "command": "distill",
+        "n": config.n,
+        "seed": config.seed,
+        "sources": [{**dataclasses.asdict(source), "path": str(source.path)} for source in sources],
     }
+    return _run(
+        teacher,
+        teacher_config,
+        template,
+        config.out / "distill",
+        problems,
+        distill_work(teacher, template),
+        settings,
+        config.shard_size,
+        "Compass chain-of-thought distillation data",
+    )

@@ -105,6 +105,8 @@ def run_sharded(
         raise CompassInputError("--shard-size and --concurrency must be at least 1")
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
+    for staging in [*out_dir.glob(".shard-*"), *out_dir.glob(f"{REJECTS_DIR}/.shard-*")]:
+        staging.unlink()  # a write cut short by a kill: its shard is redone below
     shards = [items[start : start + shard_size] for start in range(0, len(items), shard_size)]
     seen: set[str] = set()
     todo: list[int] = []
