@@ -155,11 +155,9 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _metadata(variant: str, headline: str) -> str:
-    return (
-        "metadata:\n  version: 1.0\n"
-        f"  prompt_variant: {_q(variant)}\n  headline_metric: {headline}\n"
-    )
+def _metadata(variant: str, headline: str | None = None) -> str:
+    text = f"metadata:\n  version: 1.0\n  prompt_variant: {_q(variant)}\n"
+    return text + (f"  headline_metric: {headline}\n" if headline else "")
 
 
 def exam_yaml(task: str, variant: str) -> str:
@@ -210,7 +208,7 @@ def group_yaml(variant: str) -> str:
         + f"task:\n{listing}"
         # `score` is each task's headline (chabsa f1, else acc): the harness's five-task mean.
         + "aggregate_metric_list:\n  - metric: score\n    weight_by_size: false\n"
-        + _metadata(variant, "score")
+        + _metadata(variant)
     )
 
 
