@@ -78,32 +78,36 @@ def test_edinet_samples_carry_label_and_probability_from_the_two_answers(suite_r
     assert suite_run[0]["results"]["edinet_fraud"]["roc_auc,none"] == pytest.approx(expected)
 
 
-def test_a_run_on_different_data_differs_in_the_fingerprint(suite_run, tmp_path, monkeypatch):
+def _configs_on(root, monkeypatch) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(root))
+    return lm_eval.simple_evaluate(
+        model="compass",
+        tasks=["cma_basics", "fp2"],
+        task_manager=TaskManager(include_defaults=False),
+    )["configs"]
+
+
+def test_a_run_on_different_data_differs_in_the_fingerprint(tmp_path, monkeypatch):
     root = tmp_path / "root"
     shutil.copytree(DEMO, root)
     path = root / "jp_fin_harness" / "cma_basics.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     data["data"][0]["question"] += "（改訂）"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    monkeypatch.setenv("COMPASS_DATA_DIR", str(root))
-    changed = lm_eval.simple_evaluate(
-        model="compass",
-        tasks=["cma_basics", "fp2"],
-        task_manager=TaskManager(include_defaults=False),
-    )["configs"]
-    before = suite_run[0]["configs"]
+    before, changed = _configs_on(DEMO, monkeypatch), _configs_on(root, monkeypatch)
+    fingerprint = {
+        task: (
+            before[task]["metadata"]["data_fingerprint"],
+            changed[task]["metadata"]["data_fingerprint"],
+        )
+        for task in ("cma_basics", "fp2")
+    }
+    assert fingerprint["cma_basics"][0] != fingerprint["cma_basics"][1]
+    assert fingerprint["fp2"][0] == fingerprint["fp2"][1]
     assert changed["cma_basics"]["metadata"]["data_root"] == str(root)
-    assert (
-        changed["cma_basics"]["metadata"]["data_fingerprint"]
-        != before["cma_basics"]["metadata"]["data_fingerprint"]
-    )
-    assert (
-        changed["fp2"]["metadata"]["data_fingerprint"]
-        == before["fp2"]["metadata"]["data_fingerprint"]
-    )
 
 
 def test_our_gsm8k_overrides_the_builtin_and_reads_the_local_files(monkeypatch):
