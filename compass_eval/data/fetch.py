@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -68,7 +67,6 @@ def fetch_jp_fin_harness(root: Path) -> None:
     with zipfile.ZipFile(io.BytesIO(_download(CHABSA_ZIP))) as archive:
         archive.extractall(target)
     if not (target / jp_fin_harness.CHABSA_DIR).is_dir():
-        shutil.rmtree(target / jp_fin_harness.CHABSA_DIR, ignore_errors=True)
         raise FetchError(f"{CHABSA_ZIP} did not hold a {jp_fin_harness.CHABSA_DIR}/ folder")
 
 
