@@ -19,6 +19,9 @@ from compass_train.synth.teacher import Teacher, from_openai_messages
 class _Handler(BaseHTTPRequestHandler):
     server: TeacherServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK add tens of milliseconds to every answer.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -1,0 +1,147 @@
+"""Pages per second through the synthetic-data pipeline (render → request → validate → write) at
+concurrency 1 and 16, against a loopback OpenAI-compatible server in another process that answers
+at once (or after `--latency` seconds, like a real teacher). Prints the ratio; the goal is ≥ 8×
+with a teacher that takes time, i.e. the pipeline is bound by the teacher, not by itself.
+
+    python benchmarks/synth_throughput.py [--pages 256] [--latency 0 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen import canvas
+
+from compass_train.synth.config import SynthConfig, TeacherConfig
+from compass_train.synth.pages import load_page
+from compass_train.synth.pipeline import run_synth
+from compass_train.synth.server import TeacherServer
+from compass_train.synth.sources import (
+    IndexedPdf,
+    index_pdfs,
+    load_manifest,
+    read_index,
+    write_index,
+)
+from compass_train.synth.teacher import TeacherRequest
+
+FONT = "HeiseiMin-W3"
+
+
+def make_pdf(path: Path, pages: int) -> None:
+    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+    sheet = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    for page in range(pages):
+        sheet.setFont(FONT, 12)
+        sheet.drawString(60, 780, f"予算の概要 第{page + 1}表")
+        for row in range(20):
+            sheet.drawString(60, 750 - 18 * row, f"項目{row + 1} {1000 + 17 * page + row:,} 百万円")
+        sheet.showPage()
+    sheet.save()
+
+
+class TextLayerTeacher:
+    """Transcribes a page by returning its text layer (found by the image's hash): instant, and the
+    OCR output passes validation, so every page goes the whole way to a written record."""
+
+    model = "text-layer"
+
+    def __init__(self, pdf_dir: Path, pdfs: list[IndexedPdf], latency: float) -> None:
+        self.latency = latency
+        self.texts = {}
+        for pdf in pdfs:
+            for index in range(pdf.pages):
+                page = load_page(pdf_dir / pdf.path, index, 384)
+                self.texts[page.image_sha256] = page.text
+
+    def complete(self, request: TeacherRequest) -> str:
+        if self.latency:
+            threading.Event().wait(self.latency)
+        return self.texts[hashlib.sha256(request.images[0]).hexdigest()]
+
+
+def serve(pdf_dir: Path, latency: float, urls: multiprocessing.Queue) -> None:
+    with TeacherServer(TextLayerTeacher(pdf_dir, read_index(pdf_dir)[0], latency)) as server:
+        urls.put(server.url)
+        threading.Event().wait()
+
+
+def pages_per_second(pdf_dir: Path, url: str, concurrency: int, work: Path, pages: int) -> float:
+    out = work / f"out-{concurrency}-{time.monotonic_ns()}"
+    synth = SynthConfig(pdf_dir=pdf_dir, out=out)
+    teacher = TeacherConfig(teacher=url, concurrency=concurrency, retries=0)
+    started = time.perf_counter()
+    card = run_synth("ocr", synth, teacher)
+    elapsed = time.perf_counter() - started
+    assert card["total_records"] == pages, card["rejects"]
+    return pages / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=256)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.0, 0.05])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        pdf_dir = work / "pdfs"
+        pdf_dir.mkdir()
+        make_pdf(pdf_dir / "bench.pdf", args.pages)
+        manifest = work / "sources.yaml"
+        manifest.write_text(
+            yaml.safe_dump(
+                {
+                    "sources": [
+                        {
+                            "id": "mof",
+                            "agency": "財務省",
+                            "url_prefixes": ["https://www.mof.go.jp/"],
+                            "licence": "PDL-1.0",
+                        }
+                    ],
+                    "files": [{"path": "bench.pdf", "url": "https://www.mof.go.jp/bench.pdf"}],
+                },
+                allow_unicode=True,
+            ),
+            encoding="utf-8",
+        )
+        loaded = load_manifest(manifest)
+        write_index(pdf_dir, loaded, index_pdfs(loaded, pdf_dir))
+        print(
+            f"{args.pages} pages, OCR generator, render at 384 px, loopback teacher in its own "
+            f"process; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(f"{'teacher latency':>16} {'c=1 pages/s':>12} {'c=16 pages/s':>13} {'ratio':>6}")
+        for latency in args.latency:
+            urls: multiprocessing.Queue = multiprocessing.Queue()
+            server = multiprocessing.Process(
+                target=serve, args=(pdf_dir, latency, urls), daemon=True
+            )
+            server.start()
+            try:
+                url = urls.get(timeout=60)
+                serial = pages_per_second(pdf_dir, url, 1, work, args.pages)
+                parallel = pages_per_second(pdf_dir, url, 16, work, args.pages)
+            finally:
+                server.terminate()
+                server.join()
+            print(
+                f"{latency * 1000:>14.0f}ms {serial:>12.1f} {parallel:>13.1f} {parallel / serial:>5.1f}×"
+            )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
