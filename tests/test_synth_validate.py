@@ -239,3 +239,11 @@ def test_duplicates_are_dropped_across_items_and_counted(tmp_path):
         json.loads((tmp_path / "rejects" / "shard-00001.json").read_text())[0]["reason"]
         == "duplicate"
     )
+
+
+def test_pages_without_a_text_layer_are_not_checked_for_grounding():
+    scan = Page(png=b"png", image_sha256="1" * 64, text="")
+    teacher = Scripted({"question": "売上高は?", "answer": "1,500"}, {"evidence": "売上高 1,500"})
+    outcome = Outcome()
+    VqaGenerator(teacher).outputs(ITEM, scan, outcome)
+    assert not outcome.rejects and outcome.records[0]["meta"]["text_layer"] is False
