@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from compass_model.errors import CompassInputError
 from compass_train.synth.generators import assistant, dedup_key, user
+from compass_train.synth.sources import read_yaml
 from compass_train.synth.teacher import Teacher, TeacherError, TeacherRequest
 from compass_train.synth.templates import PromptTemplate
 from compass_train.synth.validate import Rejected, answers_match, check_cot_xml
@@ -49,19 +48,10 @@ class Problem:
 
 def load_sources(path: str | Path) -> list[MathSource]:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompassInputError(f"sources file {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise CompassInputError(f"{path} is not valid YAML: {error}".splitlines()[0]) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list) or not raw["sources"]:
-        raise CompassInputError(f"{path} needs a non-empty 'sources:' list")
+    raw = read_yaml(path, "sources file")
     known = set(MathSource.__dataclass_fields__)
     sources = []
     for number, entry in enumerate(raw["sources"], 1):
-        if not isinstance(entry, dict):
-            raise CompassInputError(f"{path}: source #{number} is not a mapping")
         where = f"{path}: source {entry.get('name', number)!r}"
         unknown = sorted(set(entry) - known)
         if unknown:

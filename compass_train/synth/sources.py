@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pypdfium2 as pdfium
@@ -79,24 +80,31 @@ def _require(mapping: dict, key: str, where: str) -> object:
     return value
 
 
+def read_yaml(path: str | Path, what: str, list_key: str = "sources") -> dict[str, Any]:
+    """A YAML mapping whose `list_key` is a non-empty list of mappings, or a one-line error."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompassInputError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise CompassInputError(
+            f"{what} {path} is not valid YAML: {error}".splitlines()[0]
+        ) from None
+    entries = raw.get(list_key) if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise CompassInputError(f"{what} {path} needs a non-empty '{list_key}:' list")
+    for number, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise CompassInputError(f"{what} {path}: {list_key} entry #{number} is not a mapping")
+    return raw
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Reads and checks the manifest once; everything after works on the typed result."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompassInputError(f"manifest {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise CompassInputError(
-            f"manifest {path} is not valid YAML: {error}".splitlines()[0]
-        ) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("sources"), list) or not raw["sources"]:
-        raise CompassInputError(f"manifest {path} needs a non-empty 'sources:' list")
+    raw = read_yaml(path, "manifest")
     sources = []
     for number, entry in enumerate(raw["sources"], 1):
-        where = f"{path}: source #{number}"
-        if not isinstance(entry, dict):
-            raise CompassInputError(f"{where} is not a mapping")
         where = f"{path}: source {entry.get('id', number)!r}"
         prefixes = _require(entry, "url_prefixes", where)
         if isinstance(prefixes, str):
