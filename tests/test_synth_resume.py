@@ -63,7 +63,7 @@ def test_sigkill_then_restart_loses_and_duplicates_nothing(corpus, tmp_path, cap
     assert requests_per_run == 2 * PAGES  # two turns per page
 
     out = tmp_path / "killed"
-    with TeacherServer(Slow(teacher, 0.1)) as server:
+    with TeacherServer(Slow(teacher, 0.2)) as server:
         command = [
             sys.executable,
             "-m",
