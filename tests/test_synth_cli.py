@@ -3,6 +3,7 @@ its own process, and the example source manifests kept valid."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from fixtures.synth.support import make_corpus
 
-from compass_train.synth.cli import main
+from compass_train.synth.cli import main, register, run
 from compass_train.synth.distill import load_sources
 from compass_train.synth.sources import load_manifest
 from compass_train.synth.teacher import OpenAIChatClient, TeacherRequest
@@ -92,3 +93,14 @@ def test_example_manifests_are_valid():
     sources = load_sources(EXAMPLES / "math_sources.example.yaml")
     assert [s.name for s in sources][:2] == ["mgsm_ja", "gsm8k"]
     assert all(source.licence for source in sources)
+
+
+def test_verbs_register_into_another_command_line(tmp_path, capsys):
+    # How `compass-data` (which also has status/fetch/import) takes these verbs in.
+    parser = argparse.ArgumentParser(prog="compass-data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("status")
+    register(commands)
+    assert run(parser.parse_args(["inspect", str(tmp_path)])) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path} is not a dataset folder")
+    assert parser.parse_args(["status"]).command == "status"

@@ -56,10 +56,9 @@ def _inspect(args: argparse.Namespace) -> None:
     print(inspect_dataset(args.path, args.samples, args.seed))
 
 
-def build_parser(prog: str = "compass-data") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Training data from public documents.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register(commands: argparse._SubParsersAction) -> None:
+    """Adds `pdfs`, `synth`, `distill` and `inspect` to another CLI's subcommands (`compass-data`);
+    run the parsed arguments with `run(args)`."""
     pdfs = commands.add_parser("pdfs", help="index local PDFs against an allow-list of sources")
     pdfs.add_argument("--manifest", required=True, help="sources YAML: allowed sources and files")
     pdfs.add_argument("--pdf-dir", required=True, help="the folder holding the PDFs")
@@ -81,11 +80,10 @@ def build_parser(prog: str = "compass-data") -> argparse.ArgumentParser:
     inspect.add_argument("--samples", type=int, default=3)
     inspect.add_argument("--seed", type=int, default=0)
     inspect.set_defaults(run=_inspect)
-    return parser
 
 
-def main(argv: list[str] | None = None, prog: str = "compass-data") -> int:
-    args = build_parser(prog).parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 done, 2 bad input (one line on stderr), 130 interrupted (rerun resumes)."""
     command: Callable[[argparse.Namespace], None] = args.run
     try:
         command(args)
@@ -96,6 +94,12 @@ def main(argv: list[str] | None = None, prog: str = "compass-data") -> int:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None, prog: str = "compass-data") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Training data from public documents.")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
