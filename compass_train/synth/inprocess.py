@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import torch
+from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-from compass_model.pages import load_image
 from compass_train.synth.teacher import TeacherRequest
 
 
@@ -42,7 +42,7 @@ class InProcessTeacher:
         text = self._processor.apply_chat_template(
             request.messages, tokenize=False, add_generation_prompt=True
         )
-        images = [load_image(io.BytesIO(image)) for image in request.images]
+        images = [Image.open(io.BytesIO(image)).convert("RGB") for image in request.images]
         inputs = self._processor(
             images=images or None, text=text, return_tensors="pt", add_special_tokens=False
         )

@@ -14,6 +14,7 @@ import pypdfium2 as pdfium
 import yaml
 
 from compass_model.errors import CompassInputError
+from compass_model.pages import page_count
 from compass_train.synth import atomic
 from compass_train.synth.pages import PDFIUM_LOCK
 
@@ -144,11 +145,7 @@ def sha256_file(path: Path) -> str:
 def _pdf_pages(path: Path) -> int:
     try:
         with PDFIUM_LOCK:
-            document = pdfium.PdfDocument(str(path))
-            try:
-                return len(document)
-            finally:
-                document.close()
+            return page_count(path)
     except pdfium.PdfiumError as error:
         raise CompassInputError(f"{path}: not a readable PDF ({error})") from None
 
