@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
@@ -51,7 +51,10 @@ def heatmap_png(report: dict) -> bytes:
             for r in labels
         ]
     )
-    figure = Figure(figsize=(1.2 + 0.9 * len(phases), 0.9 + 0.35 * len(labels)))
+    figure = Figure(figsize=(2.4 + 0.9 * len(phases), 1.2 + 0.35 * len(labels)))
+    # room on the left for the longest row label, in inches at the default 10 pt font
+    width = figure.get_figwidth()
+    figure.subplots_adjust(left=min(0.6, (0.2 + 0.075 * max(map(len, labels))) / width))
     axes = figure.add_subplot()
     limit = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     image = axes.imshow(data, cmap="RdBu", vmin=-limit or -1, vmax=limit or 1, aspect="auto")

@@ -65,9 +65,11 @@ def collect_logs(phases: list[PhaseResults], scores: dict[str, dict[str, Benchma
         for bench in scores[phase.name].values():
             for part in bench.parts:
                 if part.task.samples is not None:
-                    _, _, filter_name = part.key.partition(",")
                     logs[(phase.name, part.task.name)] = load_sample_log(
-                        part.task.samples, part.metric, filter_name
+                        part.task.samples,
+                        part.metric,
+                        part.key.partition(",")[2],
+                        count_choices=task_chance(part, None) is None,
                     )
     return logs
 
@@ -159,13 +161,10 @@ def _paired(
 
 
 def _shared_documents(log_a: SampleLog, log_b: SampleLog) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the documents present in both logs with the same content hash (or no hash)."""
     _, in_a, in_b = np.intersect1d(log_a.doc_ids, log_b.doc_ids, return_indices=True)
-    same = [
-        ha is None or hb is None or ha == hb
-        for ha, hb in zip(
-            (log_a.doc_hashes[i] for i in in_a), (log_b.doc_hashes[i] for i in in_b), strict=True
-        )
-    ]
+    hash_a, hash_b = log_a.doc_hashes[in_a], log_b.doc_hashes[in_b]
+    same = (hash_a == hash_b) | (hash_a == b"") | (hash_b == b"")
     keep_a = np.zeros(len(log_a), dtype=bool)
     keep_b = np.zeros(len(log_b), dtype=bool)
     keep_a[in_a[same]] = True

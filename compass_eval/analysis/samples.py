@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from compass_eval.analysis.errors import InputError
+
+# lm-eval writes each entry with json.dumps' default separators, `doc_id` first and, after the
+# bulky doc/arguments/resps, `filter`, `metrics`, the hashes and then the per-sample metrics.
+# Inside a JSON string every quote is escaped, so these patterns can only match real keys.
+_FAST_DOC_ID = re.compile(rb'\n\{"doc_id": (-?\d+), ')
+_FAST_TAIL = re.compile(
+    rb', "filter": "([^"\\\n]*)", "metrics": \[[^\]\n]*\], "doc_hash": "([^"\\\n]*)"'
+    rb'(?:, "prompt_hash": "[^"\\\n]*")?(?:, "target_hash": "[^"\\\n]*")?(?:, ([^\n]*))?\}\n'
+)
+_CHOICE_KEY = b'"gen_args_'
 
 
 @dataclass(frozen=True)
@@ -17,10 +28,11 @@ class SampleLog:
 
     `values` is (n,) for per-sample scores (acc, exact_match) and (n, 2) for the pairs that
     corpus-level metrics aggregate: `[label, probability]` for ROC-AUC, `[gold, pred]` for F1/MCC.
+    `doc_hashes` (bytes) holds b"" where the log has no hash.
     """
 
     doc_ids: np.ndarray
-    doc_hashes: tuple[str | None, ...]
+    doc_hashes: np.ndarray
     values: np.ndarray
     choices: np.ndarray | None = None
 
@@ -32,47 +44,99 @@ class SampleLog:
         return None if self.choices is None else float(np.mean(1.0 / self.choices))
 
 
-def load_sample_log(path: Path, metric: str, filter_name: str) -> SampleLog:
-    """Read the entries of one filter; the metric must be present on every entry."""
+@dataclass(frozen=True)
+class _Entries:
+    """Columns of a log, one item per line; filters and hashes as bytes for vectorised compares."""
+
+    doc_ids: np.ndarray
+    filters: np.ndarray
+    hashes: np.ndarray
+    values: list
+    choices: list[int] | None
+
+
+def load_sample_log(path: Path, metric: str, filter_name: str, count_choices: bool) -> SampleLog:
+    """Read the entries of one filter; the metric must be present on every entry.
+
+    `count_choices` records each document's number of answer choices (the request count), for
+    a chance level when the task config does not list its choices.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         raise InputError(f"{path}: cannot read the sample log ({exc})") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    try:
-        # One C-level parse of the whole file is several times faster than one call per line.
-        entries = json.loads("[" + ",".join(lines) + "]")
-    except json.JSONDecodeError:
-        entries = [_parse_line(path, number, line) for number, line in enumerate(lines, 1)]
-    picked = [
-        e for e in entries if isinstance(e, dict) and e.get("filter", filter_name) == filter_name
-    ]
-    if not picked:
+    entries = _fast_entries(raw, metric, count_choices) or _full_entries(
+        path, raw, metric, count_choices
+    )
+    keep = np.flatnonzero(entries.filters == filter_name.encode())
+    if not len(keep):
         raise InputError(f"{path}: no entries for filter '{filter_name}'; is it this task's log?")
-    try:
-        doc_ids = np.array([e["doc_id"] for e in picked], dtype=np.int64)
-        raw = [e[metric] for e in picked]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"{path}: an entry lacks 'doc_id' or '{metric}' ({exc}); re-run with --log_samples"
-        ) from None
+    doc_ids = entries.doc_ids[keep]
     order = np.argsort(doc_ids, kind="stable")
     doc_ids = doc_ids[order]
     if len(doc_ids) > 1 and np.any(doc_ids[1:] == doc_ids[:-1]):
         raise InputError(f"{path}: a doc_id appears twice for filter '{filter_name}'")
-    hashes = tuple(picked[i].get("doc_hash") for i in order)
-    values = _values(path, metric, raw)[order]
+    values = _values(path, metric, [entries.values[i] for i in keep])[order]
     choices = None
-    if all(isinstance(e.get("arguments"), dict | list) for e in picked):
-        choices = np.array([max(len(picked[i]["arguments"]), 1) for i in order], dtype=float)
-    return SampleLog(doc_ids=doc_ids, doc_hashes=hashes, values=values, choices=choices)
+    if entries.choices is not None:
+        choices = np.maximum(np.array(entries.choices, dtype=float)[keep][order], 1.0)
+    return SampleLog(doc_ids, entries.hashes[keep][order], values, choices)
 
 
-def _parse_line(path: Path, number: int, line: str) -> object:
+def _fast_entries(raw: bytes, metric: str, count_choices: bool) -> _Entries | None:
+    """Only the small head and tail of each line are decoded; None when the layout differs."""
+    lines = raw.count(b"\n")
+    if not raw.endswith(b"\n") or b"\n\n" in raw or raw.startswith(b"\n"):
+        return None
+    # A leading newline lets one literal-prefixed pattern (fast to search) find every line.
+    ids = _FAST_DOC_ID.findall(b"\n" + raw)
+    tails = _FAST_TAIL.findall(raw)
+    if not len(ids) == len(tails) == lines:
+        return None
+    filters, hashes, extras = zip(*tails, strict=True)
     try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from None
+        values = [e[metric] for e in json.loads(b"[{" + b"},{".join(extras) + b"}]")]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    choices = [line.count(_CHOICE_KEY) for line in raw.split(b"\n")[:-1]] if count_choices else None
+    return _Entries(
+        doc_ids=np.array(ids).astype(np.int64),
+        filters=np.array(filters),
+        hashes=np.array(hashes),
+        values=values,
+        choices=choices,
+    )
+
+
+def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _Entries:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from None
+        if not isinstance(entry, dict) or "doc_id" not in entry or metric not in entry:
+            raise InputError(
+                f"{path}:{number}: entry lacks 'doc_id' or '{metric}'; re-run with --log_samples"
+            )
+        entries.append(entry)
+    try:
+        doc_ids = np.array([e["doc_id"] for e in entries], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{path}: a 'doc_id' is not an integer") from None
+    return _Entries(
+        doc_ids=doc_ids,
+        filters=np.array([str(e.get("filter", "none")).encode() for e in entries]),
+        hashes=np.array([str(e.get("doc_hash") or "").encode() for e in entries]),
+        values=[e[metric] for e in entries],
+        choices=[len(e.get("arguments") or ()) for e in entries] if count_choices else None,
+    )
 
 
 def _values(path: Path, metric: str, raw: list) -> np.ndarray:

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 # (weights (B, n), values (n,) or (n, 2)) -> statistic per row (B,)
+_ROWS_PER_BLOCK = 64
 Statistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -31,8 +32,10 @@ class Bootstrap:
 def resample_weights(n: int, iters: int, seed: int) -> np.ndarray:
     """Multiplicities (iters, n) of the resamples `default_rng(seed).integers(0, n, (iters, n))`."""
     index = np.random.default_rng(seed).integers(0, n, size=(iters, n))
-    flat = (index + np.arange(iters)[:, None] * n).ravel()
-    weights = np.bincount(flat, minlength=iters * n).reshape(iters, n).astype(float)
+    weights = np.empty((iters, n))
+    # Row by row, each count vector stays in cache; one flat bincount scatters over all of memory.
+    for row, drawn in enumerate(index):
+        weights[row] = np.bincount(drawn, minlength=n)
     weights.flags.writeable = False
     return weights
 
@@ -48,23 +51,36 @@ def mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def roc_auc(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Weighted Mann-Whitney AUC of `[label, score]` pairs, ties counted half."""
-    labels, scores = values[:, 0], values[:, 1]
-    order = np.argsort(scores, kind="stable")
-    sorted_scores = scores[order]
-    positive = labels[order] > 0.5
-    w = weights[:, order]
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    pos = np.where(positive, w, 0.0)
-    neg = w - pos
-    if len(starts) < len(sorted_scores):
-        pos = np.add.reduceat(pos, starts, axis=1)
-        neg = np.add.reduceat(neg, starts, axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    wins = np.einsum("bg,bg->b", pos, neg_below + 0.5 * neg)
-    pairs = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pairs > 0, wins / pairs, np.nan)
+    """Weighted Mann-Whitney AUC of `[label, score]` pairs, ties counted half.
+
+    Each positive wins against the resampled weight of negatives scored below it: a cumulative
+    sum over the score-sorted negatives, read at the positive's rank among them. Weights are
+    draw counts, so everything runs on small exact integers (less memory to move than floats).
+    """
+    positive = values[:, 0] > 0.5
+    scores = values[:, 1]
+    pos_index = np.flatnonzero(positive)
+    neg_index = np.flatnonzero(~positive)
+    neg_index = neg_index[np.argsort(scores[neg_index], kind="stable")]
+    neg_scores = scores[neg_index]
+    below = np.searchsorted(neg_scores, scores[pos_index], side="left")
+    up_to = np.searchsorted(neg_scores, scores[pos_index], side="right")
+    counts = weights.astype(np.uint16 if weights.shape[1] <= np.iinfo(np.uint16).max else np.int64)
+    result = np.empty(len(weights))
+    # Blocks of rows keep the temporaries in cache; np.take beats fancy indexing on columns.
+    for low in range(0, len(weights), _ROWS_PER_BLOCK):
+        block = counts[low : low + _ROWS_PER_BLOCK]
+        cumulative = np.zeros((len(block), len(neg_index) + 1), dtype=np.int64)
+        np.cumsum(np.take(block, neg_index, axis=1), axis=1, out=cumulative[:, 1:])
+        # twice the wins: negatives below count 2, tied ones 1 (c[below] + c[up_to])
+        beaten = np.take(cumulative, below, axis=1)
+        beaten += np.take(cumulative, up_to, axis=1)
+        pos_counts = np.take(block, pos_index, axis=1)
+        wins = np.einsum("bp,bp->b", pos_counts, beaten, dtype=np.int64)
+        pairs = pos_counts.sum(axis=1, dtype=np.int64) * cumulative[:, -1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result[low : low + len(block)] = np.where(pairs > 0, wins / (2.0 * pairs), np.nan)
+    return result
 
 
 def _confusion(weights: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
