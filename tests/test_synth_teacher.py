@@ -119,3 +119,10 @@ def test_unknown_model_and_unreachable_server_are_config_errors(tiny, tmp_path):
             open_teacher(TeacherConfig(teacher=url, model="qwen"), tmp_path)
     with pytest.raises(TeacherConfigError, match="not reachable"):
         OpenAIChatClient(url, "tiny", timeout=1).served_models()
+
+
+def test_in_process_teacher_loads_a_phase_checkpoint(tiny, page_png, tiny_checkpoint):
+    from_checkpoint = InProcessTeacher.from_spec(str(tiny_checkpoint))
+    assert from_checkpoint.model == "p0"
+    # The same seeded weights, saved and loaded: the same greedy answer as the built model.
+    assert from_checkpoint.complete(ask(page_png)) == tiny.complete(ask(page_png))
