@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fixtures.synth.support import FailOnce, Stall, make_report_pdf
+from fixtures.synth.support import FailOnce, Slow, Stall, make_report_pdf
 
 from compass_train.synth.cache import CachedTeacher, RequestCache
 from compass_train.synth.config import TeacherConfig
@@ -126,3 +127,12 @@ def test_in_process_teacher_loads_a_phase_checkpoint(tiny, page_png, tiny_checkp
     assert from_checkpoint.model == "p0"
     # The same seeded weights, saved and loaded: the same greedy answer as the built model.
     assert from_checkpoint.complete(ask(page_png)) == tiny.complete(ask(page_png))
+
+
+def test_identical_requests_in_flight_are_asked_once(tiny, page_png, tmp_path):
+    with TeacherServer(Slow(tiny, 0.3)) as server:
+        cached = CachedTeacher(client(server), RequestCache(tmp_path / "cache.sqlite"))
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: cached.complete(ask(page_png)), range(4)))
+        assert server.requests == 1 and len(set(answers)) == 1
+        assert (cached.misses, cached.hits) == (1, 3)

@@ -47,6 +47,7 @@ class RequestCache:
 
 class CachedTeacher:
     """Any teacher behind the cache; only successful answers are kept (a failure is retried later).
+    Identical requests in flight at once are asked once: the others wait for that answer.
     `max_tokens` caps every answer's length (the templates ask for what a real teacher needs)."""
 
     def __init__(
@@ -58,20 +59,29 @@ class CachedTeacher:
         self.model = teacher.model
         self.hits = 0
         self.misses = 0
-        self._count_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, threading.Event] = {}
 
     def complete(self, request: TeacherRequest) -> str:
         if self.max_tokens is not None and request.max_tokens > self.max_tokens:
             request = dataclasses.replace(request, max_tokens=self.max_tokens)
         key = request.cache_key(self.model)
-        cached = self.cache.get(key)
-        with self._count_lock:
-            if cached is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-        if cached is not None:
-            return cached
-        text = self.teacher.complete(request)
-        self.cache.put(key, self.model, text)
-        return text
+        while True:
+            cached = self.cache.get(key)
+            with self._lock:
+                if cached is not None:
+                    self.hits += 1
+                    return cached
+                asking = self._in_flight.get(key)
+                if asking is None:
+                    self._in_flight[key] = threading.Event()
+                    self.misses += 1
+                    break
+            asking.wait()  # then the cache has it, or that request failed and this one tries
+        try:
+            text = self.teacher.complete(request)
+            self.cache.put(key, self.model, text)
+            return text
+        finally:
+            with self._lock:
+                self._in_flight.pop(key).set()
