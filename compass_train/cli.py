@@ -77,7 +77,11 @@ def _run(args: argparse.Namespace) -> int:
     if options.out.exists() and not options.out.is_dir():
         raise CompassInputError(f"--out {options.out} is a file; give a folder")
     trackers = _trackers(recipe.report_to)
+    import torch
+
     accelerator = Accelerator(
+        # Without a GPU, accelerate only sets up multi-process (gloo) training when told "cpu".
+        cpu=torch.accelerator.current_accelerator() is None,
         mixed_precision=recipe.mixed_precision,
         log_with=trackers or None,
         project_dir=str(options.out / ".work" / "logs"),

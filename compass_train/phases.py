@@ -284,6 +284,7 @@ class PhaseRunner:
         summary: dict[str, Any],
     ) -> None:
         model = self.accelerator.unwrap_model(model)
+        stage_dir.mkdir(parents=True, exist_ok=True)
         if stage.lora:
             model.save_pretrained(stage_dir / "adapter")
             model = merged(model, stage.lora, selection.lora_targets, plan, source, self.dtype)
