@@ -7,6 +7,7 @@ killed run leaves no directory that looks like a phase.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -147,6 +148,10 @@ class PhaseRunner:
                 written.append(self._p0())
             else:
                 written.append(self._phase(self.recipe.phase(name), plans))
+        if self.accelerator.is_main_process:
+            # Only an empty work folder goes: a failed phase's resumable state stays.
+            with contextlib.suppress(OSError):
+                (self.options.out / WORK).rmdir()
         return written
 
     def _announce(self, message: str) -> None:

@@ -162,3 +162,24 @@ def test_text_only_lora_stage_leaves_vision_and_projector_bit_identical(chain: P
         lora["alpha"],
         lora["dropout"],
     )
+
+
+def test_qlora_adapter_is_merged_onto_the_full_precision_parent(demo: Path) -> None:
+    """P2's weights are P1's plus (alpha / r) * B @ A of the saved adapter, layer by layer."""
+    parent, child = _weights(demo / "p1"), _weights(demo / "p2")
+    adapter_dir = demo / "p2" / "adapters" / "s1"
+    adapter = load_file(adapter_dir / "adapter_model.safetensors")
+    config = json.loads((adapter_dir / "adapter_config.json").read_text(encoding="utf-8"))
+    scale = config["lora_alpha"] / config["r"]
+    checked = 0
+    for name in adapter:
+        if ".lora_A." not in name:
+            continue
+        module = name.removeprefix("base_model.model.").split(".lora_A.")[0]
+        # Saved LLaVA checkpoints name the language model's layers `language_model.model.*`.
+        key = "language_model.model." + module.split("language_model.", 1)[1] + ".weight"
+        b = adapter[name.replace("lora_A", "lora_B")]
+        expected = parent[key] + scale * b @ adapter[name]
+        assert torch.allclose(child[key], expected, atol=1e-6), key
+        checked += 1
+    assert checked == len(config["target_modules"]) > 0
