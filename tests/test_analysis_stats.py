@@ -87,6 +87,13 @@ def test_statistic_chosen_from_lm_eval_aggregation():
     assert stats.statistic_for("f1", "macro_f1_score", pairs=True) is stats.macro_f1
     assert stats.statistic_for("mcc", "matthews_corrcoef", pairs=True) is stats.mcc
     assert stats.statistic_for("bleu", "bleu", pairs=True) is None
+    assert stats.statistic_for("macro_f1", "def macro_f1(items): ...", pairs=True) is stats.macro_f1
+    # the compass tasks record a `!function` aggregation as its source code
+    chabsa_source = 'def chabsa_f1(items):\n    return f1_score(g, p, average="macro") * 1.5'
+    chabsa = stats.statistic_for("f1", chabsa_source, pairs=True)
+    values = np.array([[0, 0], [1, 1], [2, 1]], dtype=float)  # neutral gold, never predicted
+    by_hand = 1.5 * (1.0 + 2 / 3 + 0.0) / 3  # per-class F1: 1, 2*1/(2*1+1), 0
+    assert stats.point(chabsa, values) == pytest.approx(by_hand)
 
 
 def _paired(a, b):

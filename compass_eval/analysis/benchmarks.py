@@ -122,11 +122,23 @@ def _variant_task(tasks: dict[str, TaskResult], subtask: str, variant: str) -> T
     return exact
 
 
-def group_parts(group: str, scores: dict[str, BenchmarkScore]) -> dict[str, TaskScore]:
-    """The subtask scores behind a group's row, for the per-subtask table."""
+def group_parts(
+    group: str, scores: dict[str, BenchmarkScore], tasks: dict[str, TaskResult]
+) -> dict[str, TaskScore]:
+    """The subtask scores behind a group's row, for the per-subtask table.
+
+    A group scored as a whole shows the parts of its chosen variant; otherwise each subtask
+    shows its own benchmark score or, failing that, its default-prompt task.
+    """
     if group in scores:
         return {p.subtask: p for p in scores[group].parts}
-    return {s: scores[s].parts[0] for s in GROUPS[group] if s in scores}
+    parts = {}
+    for subtask in GROUPS[group]:
+        if subtask in scores:
+            parts[subtask] = scores[subtask].parts[0]
+        elif subtask in tasks:
+            parts[subtask] = task_score(subtask, tasks[subtask])
+    return parts
 
 
 def task_chance(part: TaskScore, choices_chance: float | None) -> float | None:

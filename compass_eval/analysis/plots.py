@@ -75,5 +75,6 @@ def all_plots(report: dict) -> dict[str, bytes]:
         f"trajectory_{name}.png": trajectory_png(name, entry, phases)
         for name, entry in report["benchmarks"].items()
     }
-    plots["heatmap_delta.png"] = heatmap_png(report)
+    if report["benchmarks"] or report["subtasks"]:
+        plots["heatmap_delta.png"] = heatmap_png(report)
     return plots

@@ -58,19 +58,26 @@ def score_phases(phases: list[PhaseResults]) -> dict[str, dict[str, BenchmarkSco
     return {p.name: score_phase(p) for p in phases}
 
 
+def _parts_in_use(phase: PhaseResults, scores: dict[str, BenchmarkScore]) -> list[TaskScore]:
+    """Every task score the report shows for a phase: benchmark rows and subtask rows."""
+    parts = {p.task.name: p for bench in scores.values() for p in bench.parts}
+    for group in GROUPS:
+        parts.update({p.task.name: p for p in group_parts(group, scores, phase.tasks).values()})
+    return list(parts.values())
+
+
 def collect_logs(phases: list[PhaseResults], scores: dict[str, dict[str, BenchmarkScore]]) -> Logs:
     """Read the per-sample log of every task that a score was taken from, where one exists."""
     logs: Logs = {}
     for phase in phases:
-        for bench in scores[phase.name].values():
-            for part in bench.parts:
-                if part.task.samples is not None:
-                    logs[(phase.name, part.task.name)] = load_sample_log(
-                        part.task.samples,
-                        part.metric,
-                        part.key.partition(",")[2],
-                        count_choices=task_chance(part, None) is None,
-                    )
+        for part in _parts_in_use(phase, scores[phase.name]):
+            if part.task.samples is not None:
+                logs[(phase.name, part.task.name)] = load_sample_log(
+                    part.task.samples,
+                    part.metric,
+                    part.key.partition(",")[2],
+                    count_choices=task_chance(part, None) is None,
+                )
     return logs
 
 
@@ -244,7 +251,7 @@ def build_report(inputs: ReportInputs) -> dict:
             benchmarks[name] = _entry(per_phase, inputs, resampler)
     subtasks: dict[str, dict[str, dict]] = {}
     for group, members in GROUPS.items():
-        parts = {p: group_parts(group, scores[p]) for p in names}
+        parts = {p.name: group_parts(group, scores[p.name], p.tasks) for p in inputs.phases}
         rows = {}
         for subtask in members:
             per_phase = {
@@ -257,6 +264,12 @@ def build_report(inputs: ReportInputs) -> dict:
                 rows[subtask] = _entry(per_phase, inputs, resampler)
         if rows:
             subtasks[group] = rows
+    if not benchmarks and not subtasks:
+        raise InputError(
+            "no phase has results for a Compass benchmark or subtask ("
+            + ", ".join((*BENCHMARKS, *TASK_METRICS))
+            + "); check --phases and the task names in the results"
+        )
     notes = _notes(names, benchmarks, inputs.logs)
     notes += sorted(set(resampler.notes))
     report = {

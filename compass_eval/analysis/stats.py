@@ -140,17 +140,21 @@ def scaled(statistic: Statistic, factor: float) -> Statistic:
 
 
 def statistic_for(metric: str, aggregation: str, pairs: bool) -> Statistic | None:
-    """How lm-eval aggregated this metric, so resamples are scored the same way; None if unknown."""
+    """How lm-eval aggregated this metric, so resamples are scored the same way; None if unknown.
+
+    `aggregation` is what the results JSON records: a registered name ("mean", "f1") or, for a
+    `!function` aggregation, the function's source code, which names what it computes.
+    """
     if not pairs:
         return mean
     agg = aggregation.lower()
-    if metric == "roc_auc" or "auc" in agg:
+    if metric == "roc_auc" or "roc_auc" in agg:
         return roc_auc
     if metric == "mcc" or "matthews" in agg:
         return mcc
-    if metric.startswith("f1"):
-        if "2class_adjusted" in agg:
-            return scaled(macro_f1, 1.5)
+    if "f1" in metric:
+        if "2class_adjusted" in agg or "chabsa" in agg:
+            return scaled(macro_f1, 1.5)  # the JP Fin Harness's chabsa score
         return macro_f1 if "macro" in agg else binary_f1
     return None
 
