@@ -14,7 +14,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def trajectory_png(name: str, entry: dict, phases: list[str]) -> bytes:
+def trajectory_png(name: str, entry: dict, phases: list[str], level: float) -> bytes:
     """Score per phase with its bootstrap band, the chance line, and the best phase ringed."""
     figure = Figure(figsize=(4.2, 3.0))
     axes = figure.add_subplot()
@@ -24,7 +24,7 @@ def trajectory_png(name: str, entry: dict, phases: list[str]) -> bytes:
     if entry["ci"]:
         bands = [entry["ci"].get(p) or [np.nan, np.nan] for p in phases]
         low, high = np.array(bands, dtype=float).T
-        axes.fill_between(x, low, high, color="tab:blue", alpha=0.2, label="95% CI")
+        axes.fill_between(x, low, high, color="tab:blue", alpha=0.2, label=f"{100 * level:.0f}% CI")
     if entry["chance"] is not None:
         axes.axhline(entry["chance"], color="grey", linestyle="--", label="chance")
     best = entry["best_phase"]
@@ -62,7 +62,16 @@ def heatmap_png(report: dict) -> bytes:
     axes.set_yticks(range(len(labels)), labels)
     for (i, j), value in np.ndenumerate(data):
         if np.isfinite(value):
-            axes.text(j, i, f"{value:+.3f}", ha="center", va="center", fontsize=7)
+            dark = abs(value) > 0.6 * limit  # white text where the colour is deep
+            axes.text(
+                j,
+                i,
+                f"{value:+.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
     axes.set_title(f"Δ vs {phases[0]}")
     figure.colorbar(image, ax=axes)
     return _png(figure)
@@ -72,7 +81,7 @@ def all_plots(report: dict) -> dict[str, bytes]:
     """File name -> PNG bytes."""
     phases = report["phases"]
     plots = {
-        f"trajectory_{name}.png": trajectory_png(name, entry, phases)
+        f"trajectory_{name}.png": trajectory_png(name, entry, phases, report["bootstrap"]["level"])
         for name, entry in report["benchmarks"].items()
     }
     if report["benchmarks"] or report["subtasks"]:
