@@ -34,6 +34,8 @@ BENCHMARKS: tuple[str, ...] = (
     "jp_fin_harness",
 )
 LEADERBOARD_METRIC = "mean"
+# Metrics read as 0.xxx, not as percentages; a mean over a mix of these and others means nothing.
+UNSCALED_METRICS = frozenset({"roc_auc", "mcc"})
 DEFAULT_VARIANT = "default"
 # The harness has no chabsa prompt for these variants and scores them with its parent's.
 CHABSA_FALLBACK = {"1.0-0.1.2": "1.0-0.1", "1.0-0.2.1": "1.0-0.2"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compass_eval.analysis.errors import InputError
-from compass_eval.analysis.report import find_paired
+from compass_eval.analysis.narrative import find_paired
 
 PEAK = "peak"
 

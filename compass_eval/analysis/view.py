@@ -6,7 +6,7 @@ percentage; report.json keeps lm-eval's fractions.
 
 from __future__ import annotations
 
-from compass_eval.analysis.report import UNSCALED_METRICS as _UNSCALED
+from compass_eval.analysis.benchmarks import UNSCALED_METRICS as _UNSCALED
 
 
 def fmt(metric: str, value: float | None) -> str:
