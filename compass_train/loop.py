@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,9 +42,9 @@ def total_steps(stage: StageSpec, examples: int, world: int) -> int:
     return stage.max_steps or max(1, math.ceil(stage.epochs * per_epoch))
 
 
-def _micro_batches(
+def micro_batches(
     examples: list[Example], stage: StageSpec, seed: int, world: int, rank: int, start: int
-):
+) -> Iterator[list[Example]]:
     """This rank's micro-batches from global micro-step `start` on, forever (epochs wrap).
 
     Every global batch is full (the epoch's order wraps around), so all ranks step together."""
@@ -126,7 +127,7 @@ def train_stage(
     # The scheduler stays ours: accelerate's wrapper would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    batches = _micro_batches(
+    batches = micro_batches(
         examples,
         stage,
         seed,

@@ -130,6 +130,30 @@ def stage_examples(
     return examples, prints, dropped
 
 
+def stage_model(
+    source: Path,
+    stage: StageSpec,
+    plan: AdapterPlan,
+    dtype: torch.dtype,
+    device: str | torch.device,
+    where: str,
+) -> tuple[torch.nn.Module, Selection, dict[str, int]]:
+    """The model a stage optimises: its base (4-bit for QLoRA), frozen except what the stage
+    trains, LoRA-wrapped where it asks; plus the trainable-parameter counts by group."""
+    model = load_base(source, dtype, device, quantised=plan.kind == "qlora")
+    selection = select(model, stage, where)
+    counts = count_trainable(model, selection, stage.lora.r if stage.lora else 0)
+    freeze_all_but(model, selection.train)
+    if stage.gradient_checkpointing:
+        model.gradient_checkpointing_enable({"use_reentrant": False})
+    if stage.lora:
+        trained = [p for p in model.parameters() if p.requires_grad]
+        model = wrap(model, stage.lora, selection.lora_targets, plan, stage.gradient_checkpointing)
+        for parameter in trained:  # peft freezes what it does not wrap
+            parameter.requires_grad_(True)
+    return model, selection, counts
+
+
 class PhaseRunner:
     """Runs the phases of one recipe into `options.out` on this process's accelerator."""
 
@@ -226,21 +250,10 @@ class PhaseRunner:
         if plan.fallback:
             self._announce(f"{phase.name}/{stage.name}: warning: {plan.fallback}")
         examples, prints, dropped = stage_examples(self.recipe, stage, processor)
-        device = self.accelerator.device
-        model = load_base(source, self.dtype, device, quantised=plan.kind == "qlora")
         where = f"phase {phase.name!r}, stage {stage.name!r}"
-        selection = select(model, stage, where)
-        counts = count_trainable(model, selection, stage.lora.r if stage.lora else 0)
-        freeze_all_but(model, selection.train)
-        if stage.gradient_checkpointing:
-            model.gradient_checkpointing_enable({"use_reentrant": False})
-        if stage.lora:
-            trained_params = [p for p in model.parameters() if p.requires_grad]
-            model = wrap(
-                model, stage.lora, selection.lora_targets, plan, stage.gradient_checkpointing
-            )
-            for parameter in trained_params:  # peft freezes what it does not wrap
-                parameter.requires_grad_(True)
+        model, selection, counts = stage_model(
+            source, stage, plan, self.dtype, self.accelerator.device, where
+        )
         result = train_stage(
             model,
             examples,
