@@ -36,6 +36,12 @@ TASKS = {
     "fp2": ("acc", ["none"], 4),
     "security_sales_1": ("acc", ["none"], 3),
 }
+CHOICE_LISTS = {
+    "edinet_earnings": ["No", "Yes"],
+    "edinet_fraud": ["No", "Yes"],
+    "edinet_industry": [f"industry {i}" for i in range(16)],
+    "chabsa": ["positive", "negative"],
+}
 AGGREGATION = {
     "acc": "mean",
     "exact_match": "mean",
@@ -96,6 +102,8 @@ def write_phase(root: Path, phase: str, k: int, docs: int) -> dict[str, list]:
         configs[task] = {
             "task": task,
             "output_type": "generate_until" if choices == 0 else "multiple_choice",
+            # lm-eval records a fixed choice list as a list, a per-document one as source code
+            "doc_to_choice": CHOICE_LISTS.get(task, "def choices(doc): return doc['choices']"),
             "metric_list": [{"metric": metric, "aggregation": AGGREGATION[metric]}],
             "metadata": {"version": 1.0, "data_fingerprint": f"sha256:{task}", "data_root": "/d"},
         }
@@ -167,13 +175,14 @@ def main() -> None:
         size = sum(f.stat().st_size for f in (root / "runs").rglob("*")) / 2**20
         print(f"data: {len(PHASES)} phases x {len(TASKS)} tasks x {args.docs} docs, {size:.0f} MiB")
         argv = ["--results", str(root / "runs"), "--phases", *PHASES, "--iters", str(args.iters)]
-        timings = []
+        timings, cpu = [], []
         for repeat in range(args.repeats):
             out = root / f"report{repeat}"
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             with contextlib.redirect_stdout(io.StringIO()):
                 code = report([*argv, "--out", str(out)])
             timings.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             if code != 0:
                 sys.exit(f"compass-report failed with exit status {code}")
         made = json.loads((root / "report0" / "report.json").read_text())
@@ -182,7 +191,9 @@ def main() -> None:
         print(
             f"compass-report, whole report ({args.iters} resamples, {with_ci} benchmarks with "
             f"intervals, paired tests for all phase pairs): {compass:.2f} s "
-            f"(median of {args.repeats}: {', '.join(f'{t:.2f}' for t in timings)})"
+            f"(median of {args.repeats}: {', '.join(f'{t:.2f}' for t in timings)}; "
+            f"CPU time {statistics.median(cpu):.2f} s; load average {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} cores)"
         )
         phases = PHASES[:1] if args.quick else PHASES
         series = [(TASKS[t][0], kept[p][t]) for p in phases for t in TASKS]

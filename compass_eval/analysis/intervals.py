@@ -14,6 +14,7 @@ from compass_eval.analysis.stats import (
     Bootstrap,
     PairedTest,
     Statistic,
+    mean,
     paired_test,
     percentile_interval,
     point,
@@ -58,6 +59,24 @@ class Resampler:
     def _statistic(self, part: TaskScore, log: SampleLog) -> Statistic | None:
         aggregation = part.task.aggregations.get(part.metric, "")
         return statistic_for(part.metric, aggregation, pairs=log.values.ndim == 2)
+
+    def prefetch_means(self, rows: list[tuple[str, TaskScore]]) -> None:
+        """Replicates of every per-sample mean over full logs, one matrix product per log size.
+
+        Stacking the logs as columns reads each weight matrix once instead of once per log.
+        """
+        by_size: dict[int, list[tuple[tuple, np.ndarray]]] = {}
+        for phase, part in rows:
+            log = self.usable(phase, part)
+            if log is not None and self._statistic(part, log) is mean:
+                key = (phase, part.task.name, log.doc_ids.tobytes())
+                by_size.setdefault(len(log), []).append((key, log.values))
+        for n, columns in by_size.items():
+            stacked = np.column_stack([values for _, values in columns])
+            s = self.settings
+            replicates = mean(resample_weights(n, s.iters, s.seed), stacked)
+            for k, (key, values) in enumerate(columns):
+                self.cache[key] = (point(mean, values), replicates[:, k])
 
     def replicates(
         self, phase: str, part: TaskScore, log: SampleLog, keep: np.ndarray | None = None
@@ -112,6 +131,10 @@ def paired_difference(
 
 def _shared_documents(log_a: SampleLog, log_b: SampleLog) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the documents present in both logs with the same content hash (or no hash)."""
+    if np.array_equal(log_a.doc_ids, log_b.doc_ids) and np.array_equal(
+        log_a.doc_hashes, log_b.doc_hashes
+    ):
+        return np.ones(len(log_a), dtype=bool), np.ones(len(log_b), dtype=bool)
     _, in_a, in_b = np.intersect1d(log_a.doc_ids, log_b.doc_ids, return_indices=True)
     hash_a, hash_b = log_a.doc_hashes[in_a], log_b.doc_hashes[in_b]
     same = (hash_a == hash_b) | (hash_a == b"") | (hash_b == b"")

@@ -54,17 +54,21 @@ def _parts_in_use(phase: PhaseResults, scores: dict[str, BenchmarkScore]) -> lis
 
 
 def collect_logs(phases: list[PhaseResults], scores: dict[str, dict[str, BenchmarkScore]]) -> Logs:
-    """Read the per-sample log of every task that a score was taken from, where one exists."""
+    """Read the per-sample log of every task that a score was taken from, where one exists.
+
+    Answer choices (for a chance level the config does not give) are the data's, the same in
+    every phase, so they are counted in the first log of each subtask only.
+    """
     logs: Logs = {}
+    counted: set[str] = set()
     for phase in phases:
         for part in _parts_in_use(phase, scores[phase.name]):
             if part.task.samples is not None:
+                count = task_chance(part, None) is None and part.subtask not in counted
                 logs[(phase.name, part.task.name)] = load_sample_log(
-                    part.task.samples,
-                    part.metric,
-                    part.key.partition(",")[2],
-                    count_choices=task_chance(part, None) is None,
+                    part.task.samples, part.metric, part.key.partition(",")[2], count
                 )
+                counted.update([part.subtask] if count else [])
     return logs
 
 
@@ -133,6 +137,9 @@ def build_report(inputs: ReportInputs) -> dict:
         )
     scores = score_phases(inputs.phases)
     resampler = Resampler(inputs.logs, inputs.settings)
+    resampler.prefetch_means(
+        [(p.name, part) for p in inputs.phases for part in _parts_in_use(p, scores[p.name])]
+    )
     benchmarks = {}
     for name in BENCHMARKS:
         per_phase = {p: scores[p].get(name) for p in names}

@@ -14,6 +14,7 @@ from compass_eval.analysis.errors import InputError
 # lm-eval writes each entry with json.dumps' default separators, `doc_id` first and, after the
 # bulky doc/arguments/resps, `filter`, `metrics`, the hashes and then the per-sample metrics.
 # Inside a JSON string every quote is escaped, so these patterns can only match real keys.
+_FIRST_DOC_ID = re.compile(rb'\{"doc_id": (-?\d+), ')
 _FAST_DOC_ID = re.compile(rb'\n\{"doc_id": (-?\d+), ')
 _FAST_TAIL = re.compile(
     rb', "filter": "([^"\\\n]*)", "metrics": \[[^\]\n]*\], "doc_hash": "([^"\\\n]*)"'
@@ -85,11 +86,12 @@ def load_sample_log(path: Path, metric: str, filter_name: str, count_choices: bo
 
 def _fast_entries(raw: bytes, metric: str, count_choices: bool) -> _Entries | None:
     """Only the small head and tail of each line are decoded; None when the layout differs."""
-    lines = raw.count(b"\n")
-    if not raw.endswith(b"\n") or b"\n\n" in raw or raw.startswith(b"\n"):
+    if not raw.endswith(b"\n"):
         return None
-    # A leading newline lets one literal-prefixed pattern (fast to search) find every line.
-    ids = _FAST_DOC_ID.findall(b"\n" + raw)
+    lines = raw.count(b"\n")  # a line the patterns miss (blank, other layout) breaks the counts
+    # The first line has no newline before it; a literal-prefixed pattern finds all the others.
+    first = _FIRST_DOC_ID.match(raw)
+    ids = ([first[1]] if first else []) + _FAST_DOC_ID.findall(raw)
     tails = _FAST_TAIL.findall(raw)
     if not len(ids) == len(tails) == lines:
         return None
@@ -100,7 +102,7 @@ def _fast_entries(raw: bytes, metric: str, count_choices: bool) -> _Entries | No
         return None
     choices = [line.count(_CHOICE_KEY) for line in raw.split(b"\n")[:-1]] if count_choices else None
     return _Entries(
-        doc_ids=np.array(ids).astype(np.int64),
+        doc_ids=np.array(list(map(int, ids)), dtype=np.int64),
         filters=np.array(filters),
         hashes=np.array(hashes),
         values=values,

@@ -46,8 +46,11 @@ def point(statistic: Statistic, values: np.ndarray) -> float:
 
 
 def mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Mean of per-sample scores (acc, exact_match)."""
-    return weights @ values / weights.sum(axis=1)
+    """Mean of per-sample scores (acc, exact_match); every row of weights sums to n.
+
+    `values` may also be (n, k): k logs of the same size at once, giving (B, k).
+    """
+    return weights @ values / len(values)
 
 
 def roc_auc(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
