@@ -12,15 +12,17 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from compass_model.errors import CompassInputError
 from compass_train.collate import Collator, Example, length_grouped_order
 from compass_train.recipe import StageSpec
 from compass_train.select import param_groups
@@ -73,23 +75,42 @@ def _trainable(model: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_state(path: Path, model: nn.Module, optimizer, scheduler, step: int, losses) -> None:
+def _save_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    step: int,
+    result: StageResult,
+    recipe: dict,
+) -> None:
     path.mkdir(parents=True, exist_ok=True)
     state = {
+        "recipe": recipe,
         "step": step,
         "trainable": {n: p.detach().cpu().clone() for n, p in _trainable(model).items()},
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": torch.get_rng_state(),
-        "losses": list(losses),
+        "losses": list(result.losses),
     }
     partial = path / f".{STATE_FILE}.partial"
     torch.save(state, partial)
     os.replace(partial, path / STATE_FILE)
 
 
-def _load_state(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, list[float]]:
+def _load_state(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: LRScheduler,
+    recipe: dict,
+) -> tuple[int, list[float]]:
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
+    if state["recipe"] != recipe:
+        raise CompassInputError(
+            f"{path / STATE_FILE} was saved by a different stage recipe: rerun without --resume"
+        )
     params = _trainable(model)
     with torch.no_grad():
         for name, tensor in state["trainable"].items():
@@ -122,7 +143,7 @@ def train_stage(
     result = StageResult()
     step = 0
     if resume and (state_dir / STATE_FILE).is_file():
-        step, result.losses = _load_state(state_dir, model, optimizer, scheduler)
+        step, result.losses = _load_state(state_dir, model, optimizer, scheduler, asdict(stage))
         result.resumed_from = step
     # The scheduler stays ours: accelerate's wrapper would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -170,7 +191,7 @@ def train_stage(
         if step % stage.save_every == 0 and step < steps:
             if accelerator.is_main_process:
                 unwrapped = accelerator.unwrap_model(model)
-                _save_state(state_dir, unwrapped, optimizer, scheduler, step, result.losses)
+                _save_state(state_dir, unwrapped, optimizer, scheduler, step, result, asdict(stage))
             accelerator.wait_for_everyone()
     bar.close()
     result.steps = steps

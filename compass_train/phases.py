@@ -39,7 +39,7 @@ from compass_train.manifest import phase_manifest
 from compass_train.plan import skeleton
 from compass_train.plots import save_loss_curve
 from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
-from compass_train.records import fingerprint, iter_records
+from compass_train.records import fingerprint, iter_records, load_records
 from compass_train.select import Selection, count_trainable, freeze_all_but, select
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def stage_examples(
     for entry in stage.data:
         path = recipe.data_path(entry)
         prints.append(fingerprint(path))
-        for record in iter_records(path):
+        for record in load_records(path, streaming=True):
             example = None
             if not (stage.text_only and record["images"]):
                 example = encode(record, processor, stage.max_length)
@@ -244,6 +244,10 @@ class PhaseRunner:
         stage_dir = work / stage.name
         done = finished(stage_dir / "model")
         if done is not None:
+            if done["stage"]["recipe"] != asdict(stage):
+                raise CompassInputError(
+                    f"{stage_dir}: finished by a different stage recipe; rerun without --resume"
+                )
             self._announce(f"{phase.name}/{stage.name}: finished earlier, kept")
             return stage_dir / "model", done["stage"]
         plan = plans[f"{phase.name}/{stage.name}"]

@@ -129,6 +129,11 @@ def test_a_finished_phase_is_not_retrained(demo: Path, capsys) -> None:
     assert main(["run", str(DEMO), "--out", str(demo), "--set", "stages.max_steps=2"]) == 0
     assert {p: _manifest(demo / p)["run_id"] for p in PHASES} == before
     assert capsys.readouterr().out.count("finished checkpoint kept") == 4
+    # Asked explicitly, one phase is retrained; the others stay as they were.
+    again = ["--only", "p3", "--force", "--set", "stages.max_steps=2"]
+    assert main(["run", str(DEMO), "--out", str(demo), *again]) == 0
+    after = {p: _manifest(demo / p)["run_id"] for p in PHASES}
+    assert after["p3"] != before["p3"] and {**after, "p3": before["p3"]} == before
 
 
 @pytest.fixture(scope="module")
