@@ -119,3 +119,15 @@ def test_plan_of_the_paper_recipe_counts_every_stage_on_the_meta_device(capsys) 
     assert "4-bit NF4" in by_stage["p2/s1"]
     assert f"trainable {16 * per_rank + 21_504_000:,}" in by_stage["p3/s2"]
     assert all(p.is_meta for p in skeleton("paper").parameters())
+
+
+def test_ablation_is_a_recipe_whose_p3_starts_from_p1(capsys) -> None:
+    assert main(["plan", str(REPO / "recipes" / "ablation_skip_p2.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "phases p0 -> p1 -> p3" in lines[0]
+    assert [line.split(" ", 3)[:3] for line in lines[1:]] == [
+        ["p1/s1", "(from", "p0):"],
+        ["p1/s2", "(from", "p0):"],
+        ["p3/s1", "(from", "p1):"],
+        ["p3/s2", "(from", "p1):"],
+    ]
