@@ -1,11 +1,15 @@
 """Batched scoring and generation on token ids: the model-facing half of the `compass` LM.
 
-Log-probabilities are computed only at continuation positions (the language-model head runs on
-those hidden states alone), so long contexts never materialise a sequence × vocabulary tensor.
+Requests that share a context (the choices of one multiple-choice question, the two answers of an
+EDINET question) are scored from one pass over that context: its keys/values are computed once and
+every continuation of the group runs on top of them. Log-probabilities are computed only at
+continuation positions, so long contexts never materialise a sequence × vocabulary tensor.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,15 +73,35 @@ def fit_to_length(
     return ScoreRow(row.context[:end], row.continuation, kept)
 
 
+@dataclass
+class _Pass:
+    """One forward row: input ids with their images, and the (row index, continuation) pairs
+    scored at its end."""
+
+    input_ids: list[int]
+    images: list
+    targets: list[tuple[int, list[int]]]
+
+
+def _image_key(image) -> str:
+    """Equal pictures give equal keys, whichever object lm-eval handed over."""
+    digest = hashlib.sha1(image.tobytes(), usedforsecurity=False).hexdigest()
+    return f"{image.mode}{image.size}{digest}"
+
+
 class Scorer:
     """Runs a LLaVA-layout model on rows of ids: log-likelihoods of continuations, and greedy or
-    sampled generation."""
+    sampled generation. `share_context=False` scores every row on its own (the reference path)."""
 
-    def __init__(self, model, processor, device: torch.device, pad_id: int) -> None:
+    def __init__(
+        self, model, processor, device: torch.device, pad_id: int, share_context: bool = True
+    ) -> None:
         self.model = model
+        self.share_context = share_context
         self.processor = processor
         self.device = device
         self.pad_id = pad_id
+        self.image_token_id = model.config.image_token_id
 
     def _pixels(self, images: list) -> torch.Tensor | None:
         if not images:
@@ -91,42 +115,101 @@ class Scorer:
     ) -> list[tuple[float, bool]]:
         """(sum of log-probabilities of the continuation, whether it is the greedy choice)."""
         results: list[tuple[float, bool] | None] = [None] * len(rows)
-        # Longest first: the first batch shows the worst-case memory at once.
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i].context + rows[i].continuation))
         bar = tqdm(total=len(rows), disable=not progress, desc=desc)
-        for first in range(0, len(order), batch_size):
-            batch = [rows[i] for i in order[first : first + batch_size]]
-            for i, result in zip(
-                order[first : first + batch_size], self._score_batch(batch), strict=True
-            ):
+        passes, shared = self._plan(rows)
+        for members in shared:
+            group = [rows[i] for i in members]
+            for i, result in zip(members, self._score_shared(group), strict=True):
                 results[i] = result
-            bar.update(len(batch))
+            bar.update(len(members))
+        # Longest first: the first batch shows the worst-case memory at once.
+        passes.sort(key=lambda p: -len(p.input_ids))
+        for first in range(0, len(passes), batch_size):
+            batch = passes[first : first + batch_size]
+            for i, result in self._score_passes(batch):
+                results[i] = result
+            bar.update(sum(len(p.targets) for p in batch))
         bar.close()
         return results  # type: ignore[return-value]
 
-    def _score_batch(self, batch: list[ScoreRow]) -> list[tuple[float, bool]]:
-        inputs = [(row.context + row.continuation)[:-1] for row in batch]
-        width = max(map(len, inputs))
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
+    def _plan(self, rows: list[ScoreRow]) -> tuple[list[_Pass], list[list[int]]]:
+        """Rows whose context and continuation agree up to the continuation's last token (the
+        choices "A", "B", … of a question) are one forward pass. Of the rest, rows with the same
+        context share its keys/values, where the context can be split before its last token
+        without cutting an image. Anything else is a forward pass of its own."""
+        by_input: dict[object, list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            by_input[self._key(i, row.context + row.continuation[:-1], row.images)].append(i)
+        passes, by_context = [], defaultdict(list)
+        for members in by_input.values():
+            first = rows[members[0]]
+            if len(members) > 1:
+                targets = [(i, rows[i].continuation) for i in members]
+                passes.append(_Pass(first.context + first.continuation[:-1], first.images, targets))
+            else:
+                by_context[self._key(members[0], first.context, first.images)].append(members[0])
+        shared = []
+        for members in by_context.values():
+            context = rows[members[0]].context
+            if len(members) > 1 and len(context) > 1 and context[-1] != self.image_token_id:
+                shared.append(members)
+                continue
+            for i in members:
+                row = rows[i]
+                passes.append(
+                    _Pass(
+                        (row.context + row.continuation)[:-1], row.images, [(i, row.continuation)]
+                    )
+                )
+        return passes, shared
+
+    def _key(self, index: int, ids: list[int], images: list) -> object:
+        if not self.share_context:
+            return index
+        return (tuple(ids), *map(_image_key, images))
+
+    def _score_shared(self, group: list[ScoreRow]) -> list[tuple[float, bool]]:
+        context = group[0].context
+        prefix = torch.tensor([context[:-1]], device=self.device)
+        cache = self.model.model(
+            input_ids=prefix, pixel_values=self._pixels(group[0].images), use_cache=True
+        ).past_key_values
+        cache.batch_repeat_interleave(len(group))
+        # Each row re-reads the context's last token, then its continuation but the last token.
+        input_ids = self._right_padded([[context[-1], *row.continuation[:-1]] for row in group])
+        hidden = self.model.model(
+            input_ids=input_ids, cache=cache, use_cache=True
+        ).last_hidden_state
+        return [
+            self._continuation_score(hidden[i, : len(row.continuation)], row.continuation)
+            for i, row in enumerate(group)
+        ]
+
+    def _score_passes(self, batch: list[_Pass]) -> list[tuple[int, tuple[float, bool]]]:
+        """Each target's continuation ends where its pass's input ends."""
+        hidden = self.model.model(
+            input_ids=self._right_padded([p.input_ids for p in batch]),
+            pixel_values=self._pixels([image for p in batch for image in p.images]),
+        ).last_hidden_state
+        end_of = [len(p.input_ids) for p in batch]
+        return [
+            (i, self._continuation_score(hidden[row, end_of[row] - len(cont) : end_of[row]], cont))
+            for row, p in enumerate(batch)
+            for i, cont in p.targets
+        ]
+
+    def _right_padded(self, inputs: list[list[int]]) -> torch.Tensor:
+        """Right padding needs no attention mask: a real position never attends a later one."""
+        input_ids = torch.full((len(inputs), max(map(len, inputs))), self.pad_id, dtype=torch.long)
         for i, ids in enumerate(inputs):
             input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention[i, : len(ids)] = 1
-        hidden = self.model.model(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention.to(self.device),
-            pixel_values=self._pixels([image for row in batch for image in row.images]),
-        ).last_hidden_state
-        results = []
-        for i, (ids, row) in enumerate(zip(inputs, batch, strict=True)):
-            n = len(row.continuation)
-            logits = self.model.lm_head(hidden[i, len(ids) - n : len(ids)]).float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            target = torch.tensor(row.continuation, device=logprobs.device)
-            total = logprobs.gather(1, target[:, None]).sum().item()
-            greedy = bool((logprobs.argmax(dim=-1) == target).all())
-            results.append((total, greedy))
-        return results
+        return input_ids.to(self.device)
+
+    def _continuation_score(self, hidden: torch.Tensor, continuation: list[int]):
+        logprobs = torch.log_softmax(self.model.lm_head(hidden).float(), dim=-1)
+        target = torch.tensor(continuation, device=logprobs.device)
+        total = logprobs.gather(1, target[:, None]).sum().item()
+        return total, bool((logprobs.argmax(dim=-1) == target).all())
 
     @torch.inference_mode()
     def generate(

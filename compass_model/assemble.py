@@ -18,17 +18,24 @@ from compass_model.processor import build_processor
 from compass_model.tokenizer import tiny_tokenizer, with_image_token
 
 
-def build_tiny(seed: int | None = None) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """The tiny preset with seeded random weights: same seed, same model, on any machine."""
+def build_random(
+    config: CompassConfig, seed: int | None = None
+) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """A preset with seeded random weights and the tiny tokenizer: same seed, same model."""
     tokenizer = tiny_tokenizer()
-    config = TINY.llava_config(
+    llava_config = config.llava_config(
         vocab_size=len(tokenizer),
         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(TINY.seed if seed is None else seed)
-    model = LlavaForConditionalGeneration(config).eval()
-    return model, build_processor(TINY, tokenizer)
+    torch.manual_seed(config.seed if seed is None else seed)
+    model = LlavaForConditionalGeneration(llava_config).eval()
+    return model, build_processor(config, tokenizer)
+
+
+def build_tiny(seed: int | None = None) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """The tiny preset: CPU-sized, for tests and the demo."""
+    return build_random(TINY, seed)
 
 
 def build_on_meta(config: CompassConfig) -> LlavaForConditionalGeneration:

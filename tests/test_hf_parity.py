@@ -1,0 +1,66 @@
+"""On text, with the same language-model weights, `compass` scores exactly as lm-eval's `hf`."""
+
+from __future__ import annotations
+
+import pytest
+from clitools import SHARED_DATA
+from lm_eval import simple_evaluate
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+
+from compass_eval.lm import CompassLM
+from compass_model.checkpoint import export_language_model, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def language_model_dir(tiny_checkpoint, tmp_path_factory):
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    return export_language_model(
+        checkpoint.model, checkpoint.processor, tmp_path_factory.mktemp("hf") / "lm"
+    )
+
+
+def _evaluate(model: str, model_args: str) -> dict:
+    return simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=["cma_basics"],
+        device="cpu",
+        batch_size=1,
+        log_samples=True,
+    )
+
+
+def test_cma_basics_loglikelihoods_and_accuracy_match_hf(
+    tiny_checkpoint, language_model_dir, monkeypatch
+):
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(SHARED_DATA))
+    ours = _evaluate("compass", f"pretrained={tiny_checkpoint}")
+    theirs = _evaluate("hf", f"pretrained={language_model_dir}")
+    our_samples = sorted(ours["samples"]["cma_basics"], key=lambda s: s["doc_id"])
+    their_samples = sorted(theirs["samples"]["cma_basics"], key=lambda s: s["doc_id"])
+    assert len(our_samples) == len(their_samples) == 38
+    compared = 0
+    for mine, hers in zip(our_samples, their_samples, strict=True):
+        for (ll_mine, greedy_mine), (ll_hers, greedy_hers) in zip(
+            mine["filtered_resps"], hers["filtered_resps"], strict=True
+        ):
+            assert float(ll_mine) == pytest.approx(float(ll_hers), abs=1e-4)
+            assert greedy_mine == greedy_hers
+            compared += 1
+    assert compared > 38
+    for metric in ("acc,none", "acc_norm,none"):
+        assert ours["results"]["cma_basics"][metric] == theirs["results"]["cma_basics"][metric]
+
+
+def test_rolling_loglikelihood_matches_hf(tiny_checkpoint, language_model_dir):
+    text = (
+        "当社グループの連結売上高は前年同期比で増加し、営業利益および経常利益も増益となりました。"
+        * 3
+    )
+    request = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
+    ours = CompassLM(pretrained=str(tiny_checkpoint), max_length=32)
+    theirs = HFLM(pretrained=str(language_model_dir), device="cpu", max_length=32)
+    (mine,) = ours.loglikelihood_rolling([request])
+    (hers,) = theirs.loglikelihood_rolling([request])
+    assert mine == pytest.approx(hers, abs=1e-4)
