@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import shutil
 import tempfile
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from transformers import AutoProcessor, LlavaProcessor
+from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
 from compass_model.assemble import assemble, build_tiny
 from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint
@@ -42,7 +41,6 @@ from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
 from compass_train.records import fingerprint, iter_records, load_records
 from compass_train.select import Selection, count_trainable, freeze_all_but, select
 
-log = logging.getLogger(__name__)
 WORK = ".work"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -96,7 +94,8 @@ def preflight(recipe: Recipe, names: list[str], device: str) -> dict[str, Adapte
     return plans
 
 
-def build_p0(recipe: Recipe):
+def build_p0(recipe: Recipe) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
+    """The untouched model: the seeded tiny model, or the preset's pretrained backbones."""
     config = preset(recipe.model.preset)
     if config.vision_backbone is None and recipe.model.vision_backbone is None:
         return build_tiny(recipe.seed)
@@ -208,8 +207,14 @@ class PhaseRunner:
                 return target
             self._announce(f"{phase.name}: parent {phase.parent} changed since; retraining")
         work = out / WORK / phase.name
-        if not self.options.resume and self.accelerator.is_main_process:
-            shutil.rmtree(work, ignore_errors=True)
+        if self.accelerator.is_main_process:
+            # Saved work is only worth resuming on top of the same parent.
+            marker = work / "parent_run_id"
+            stale = marker.is_file() and marker.read_text() != parent["run_id"]
+            if not self.options.resume or stale:
+                shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True, exist_ok=True)
+            marker.write_text(parent["run_id"])
         self.accelerator.wait_for_everyone()
         started = time.perf_counter()
         processor = AutoProcessor.from_pretrained(parent_dir)
@@ -296,7 +301,7 @@ class PhaseRunner:
 
     def _finish_stage(
         self,
-        model,
+        model: torch.nn.Module,
         stage: StageSpec,
         selection: Selection,
         plan: AdapterPlan,
