@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 
 import pytest
-from clitools import REPO, VENV_BIN, cli_env, run_cli
+from clitools import REPO, run_cli
 
 from compass_eval.data import cli
 from compass_eval.data.root import data_root, default_root, demo_root
@@ -70,14 +69,8 @@ def test_status_shows_missing_files(monkeypatch, capsys, tmp_path):
 
 
 def test_fetch_offline_fails_with_a_clear_message_and_exit_2(tmp_path):
-    command = [str(VENV_BIN / "python"), "-m", "compass_eval.data.cli", "fetch", "jp_fin_harness"]
-    run = subprocess.run(
-        command,
-        cwd=tmp_path,
-        env=cli_env(COMPASS_DATA_DIR=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_cli(
+        ["compass-data", "fetch", "jp_fin_harness"], cwd=tmp_path, COMPASS_DATA_DIR=str(tmp_path)
     )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
