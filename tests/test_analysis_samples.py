@@ -78,6 +78,7 @@ def test_string_labels_are_coded_consistently(tmp_path):
         (['{"doc_id": 0, "filter": "none"}'], "lacks 'doc_id' or 'acc'"),
         (['{"doc_id": 0, "filter": "strict", "acc": 1.0}'], "no entries for filter 'none'"),
         (['{"doc_id": 0, "filter": "none", "acc": "yes"}'], "neither numbers nor pairs"),
+        (['{"doc_id": 0, "filter": "none", "acc": [1, NaN]}'], "NaN or infinite"),
     ],
 )
 def test_bad_logs(tmp_path, lines, message):

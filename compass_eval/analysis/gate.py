@@ -8,6 +8,7 @@ from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.narrative import find_paired
 
 PEAK = "peak"
+TOO_FEW_PHASES = "the gate needs at least two phases (a reference and a candidate)"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def evaluate_gate(report: dict, policy: GatePolicy) -> tuple[str, list[GateRow]]
     """One row per benchmark of the report; the candidate defaults to the last phase."""
     phases = report["phases"]
     if len(phases) < 2:
-        raise InputError("the gate needs at least two phases (a reference and a candidate)")
+        raise InputError(TOO_FEW_PHASES)
     candidate = policy.candidate or phases[-1]
     if candidate not in phases:
         raise InputError(f"candidate phase '{candidate}' is not among the phases {phases}")

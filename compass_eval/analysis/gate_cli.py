@@ -10,7 +10,7 @@ from pathlib import Path
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
 from compass_eval.analysis.config import add_flags, load_yaml, override
 from compass_eval.analysis.errors import InputError
-from compass_eval.analysis.gate import GatePolicy, evaluate_gate, gate_table
+from compass_eval.analysis.gate import TOO_FEW_PHASES, GatePolicy, evaluate_gate, gate_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if (args.report is None) == (args.phases is None):
             raise InputError("give either --report report.json or --phases (with --results)")
+        if args.phases is not None and len(args.phases) < 2:
+            raise InputError(TOO_FEW_PHASES)  # before loading anything
         policy = load_yaml(GatePolicy, args.policy) if args.policy else GatePolicy()
         policy = override(policy, args)
         report = _load_report(args.report) if args.report else report_from_args(args)

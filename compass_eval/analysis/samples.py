@@ -144,15 +144,18 @@ def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _
 def _values(path: Path, metric: str, raw: list) -> np.ndarray:
     if all(isinstance(v, list | tuple) and len(v) == 2 for v in raw):
         try:
-            return np.array(raw, dtype=float)
+            values = np.array(raw, dtype=float)
         except (TypeError, ValueError):
             # Class names (strings) as gold/pred: code them jointly so equal names stay equal.
             codes = {name: i for i, name in enumerate(sorted({str(x) for v in raw for x in v}))}
-            return np.array([[codes[str(g)], codes[str(p)]] for g, p in raw], dtype=float)
-    try:
-        values = np.array(raw, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: '{metric}' values are neither numbers nor pairs") from None
-    if values.ndim != 1 or not np.all(np.isfinite(values)):
-        raise InputError(f"{path}: '{metric}' has non-finite or nested values")
+            values = np.array([[codes[str(g)], codes[str(p)]] for g, p in raw], dtype=float)
+    else:
+        try:
+            values = np.array(raw, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: '{metric}' values are neither numbers nor pairs") from None
+        if values.ndim != 1:
+            raise InputError(f"{path}: '{metric}' values are nested; expected numbers or pairs")
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{path}: '{metric}' has NaN or infinite values; re-run the evaluation")
     return values
