@@ -1,0 +1,153 @@
+"""`compass-eval`: every phase checkpoint through lm-eval with one set of settings.
+
+Calls lm-eval's Python API as its CLI would (samples logged, results written by lm-eval's own
+tracker), one folder per phase. A phase already evaluated with the same settings on the same
+checkpoint files is skipped, so a rerun after a crash or after training one more phase only does
+what is missing. A phase's folder appears only once its evaluation is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compass_model.checkpoint import check_checkpoint_dir
+from compass_model.errors import CompassInputError
+
+MARKER = "compass_eval.json"
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that changes the numbers; two runs with equal settings are interchangeable."""
+
+    tasks: tuple[str, ...] = ("compass_suite",)
+    limit: float | None = None
+    num_fewshot: int | None = None
+    batch_size: int = 1
+    dtype: str = "float32"
+    device: str | None = None
+    seed: int = 0
+
+
+def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
+    """Cheap to compute even for 17 GB of weights: file sizes and modification times."""
+    files = sorted(checkpoint.glob("*.safetensors")) + sorted(checkpoint.glob("*.json"))
+    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+
+
+def _already_done(folder: Path, wanted: dict[str, Any]) -> bool:
+    marker = folder / MARKER
+    return marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == wanted
+
+
+def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Path) -> None:
+    """Runs lm-eval into a temporary sibling folder, then renames it to `out/<phase>`."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{phase}.", dir=out))
+    try:
+        tracker = EvaluationTracker(output_path=str(staging))
+        model_args = f"pretrained={checkpoint},phase={phase},dtype={settings.dtype}"
+        results = simple_evaluate(
+            model="compass",
+            model_args=model_args,
+            tasks=list(settings.tasks),
+            num_fewshot=settings.num_fewshot,
+            batch_size=settings.batch_size,
+            device=settings.device,
+            limit=settings.limit,
+            log_samples=True,
+            evaluation_tracker=tracker,
+            random_seed=settings.seed,
+            numpy_random_seed=settings.seed,
+            torch_random_seed=settings.seed,
+            fewshot_random_seed=settings.seed,
+        )
+        samples = results.pop("samples")
+        tracker.save_results_aggregated(results=results, samples=samples)
+        for task_name in results["configs"]:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+        marker = {
+            "settings": dataclasses.asdict(settings),
+            "checkpoint": checkpoint_identity(checkpoint),
+        }
+        (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        target = out / phase
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def evaluate_phases(
+    checkpoints: Path, phases: list[str], settings: EvalSettings, out: Path, force: bool = False
+) -> dict[str, str]:
+    """Checks every checkpoint before evaluating any, then evaluates or skips each phase."""
+    folders = {phase: check_checkpoint_dir(checkpoints / phase) for phase in phases}
+    outcome = {}
+    for phase, checkpoint in folders.items():
+        wanted = {
+            "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
+            "checkpoint": checkpoint_identity(checkpoint),
+        }
+        if not force and _already_done(out / phase, wanted):
+            outcome[phase] = "skipped (already evaluated with these settings)"
+            continue
+        evaluate_phase(checkpoint, phase, settings, out)
+        outcome[phase] = "evaluated"
+    return outcome
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = EvalSettings()
+    parser = argparse.ArgumentParser(prog="compass-eval", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--checkpoints", type=Path, required=True, help="folder of phase checkpoints"
+    )
+    parser.add_argument("--phases", nargs="+", required=True, help="phase names, e.g. p0 p1 p2 p3")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="results folder, one sub-folder per phase"
+    )
+    parser.add_argument("--tasks", nargs="+", default=list(defaults.tasks))
+    parser.add_argument("--limit", type=float, default=defaults.limit)
+    parser.add_argument("--num-fewshot", type=int, default=defaults.num_fewshot)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--dtype", default=defaults.dtype)
+    parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--force", action="store_true", help="evaluate even where results exist")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    fields = {f.name for f in dataclasses.fields(EvalSettings)}
+    values = {name: value for name, value in vars(args).items() if name in fields}
+    settings = EvalSettings(**{**values, "tasks": tuple(args.tasks)})
+    if len(set(args.phases)) != len(args.phases):
+        print("compass-eval: error: --phases names a phase twice", file=sys.stderr)
+        return 2
+    try:
+        outcome = evaluate_phases(args.checkpoints, args.phases, settings, args.out, args.force)
+    except CompassInputError as error:
+        print(f"compass-eval: error: {error}", file=sys.stderr)
+        return 2
+    for phase, what in outcome.items():
+        print(f"{phase}: {what} -> {args.out / phase}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
