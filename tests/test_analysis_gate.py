@@ -132,3 +132,23 @@ def test_report_json_that_is_not_a_report(tmp_path, capsys):
     bogus.write_text(json.dumps({"results": {}}))
     assert main(["--report", str(bogus)]) == 2
     assert "not a compass-report report.json" in capsys.readouterr().err
+
+
+def test_exit_status_of_the_real_process(tmp_path):
+    import subprocess
+    import sys
+
+    gate = [sys.executable, "-m", "compass_eval.analysis.gate_cli"]
+    failed = subprocess.run([*gate, *PHASES], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "Gate: FAILED (edinet_industry)" in failed.stdout
+    bad = subprocess.run(
+        [*gate, "--results", str(tmp_path), "--phases", "p0", "p1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert (
+        bad.stderr
+        == f"compass-gate: error: phase 'p0': no such file or folder: {tmp_path / 'p0'}\n"
+    )
