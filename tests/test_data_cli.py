@@ -103,3 +103,8 @@ def test_import_refuses_an_empty_or_broken_copy(monkeypatch, capsys, tmp_path, c
     monkeypatch.setenv("COMPASS_DATA_DIR", str(tmp_path / "root"))
     assert cli.main(["import", "jp_fin_harness", str(source)]) == 2
     assert capsys.readouterr().err.startswith("compass-data: ")
+
+
+def test_the_training_data_verbs_share_the_command(tmp_path, capsys):
+    assert cli.main(["inspect", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path} is not a dataset folder")

@@ -1,4 +1,5 @@
-"""`compass-data`: list, download or import the benchmark data under the data root.
+"""`compass-data`: list, download or import the benchmark data under the data root; the
+training-data verbs (`pdfs`, `synth`, `distill`, `inspect`) of compass_train join the same command.
 
 Exit status: 0 done, 2 missing or unusable data (or a failed download), with a one-line message.
 """
@@ -15,6 +16,7 @@ from compass_eval.data.fetch import FETCHERS, FetchError
 from compass_eval.data.fingerprint import fingerprint_docs
 from compass_eval.data.root import ENV_VAR, MissingDataError, data_root
 from compass_eval.data.sources import FAMILIES, SOURCES, load_dataset
+from compass_train.synth import cli as training_data
 
 EXIT_DATA = 2
 
@@ -105,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     import_cmd = commands.add_parser("import", help="copy a local copy of a family in, checked")
     import_cmd.add_argument("family", choices=FAMILIES)
     import_cmd.add_argument("path", type=Path)
+    training_data.register(commands)
     args = parser.parse_args(argv)
     if args.command == "status":
         return status(args.json)
     if args.command == "fetch":
         return fetch(args.family)
-    return import_family(args.family, args.path)
+    if args.command == "import":
+        return import_family(args.family, args.path)
+    return training_data.run(args)
 
 
 if __name__ == "__main__":
