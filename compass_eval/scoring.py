@@ -221,10 +221,13 @@ class Scorer:
         eos_token_id: int,
     ) -> list[int]:
         input_ids = torch.tensor([row.context], device=self.device)
+        # LLaVA's generate breaks on an explicit pixel_values=None: pass images only when given.
+        pixels = self._pixels(row.images)
+        images = {} if pixels is None else {"pixel_values": pixels}
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),
-            pixel_values=self._pixels(row.images),
+            **images,
             max_new_tokens=max_new_tokens,
             stopping_criteria=stopping,
             pad_token_id=self.pad_id,

@@ -76,3 +76,8 @@ def test_bad_model_args_are_named(tiny_checkpoint):
         CompassLM(pretrained=str(tiny_checkpoint), colour="red")
     with pytest.raises(CompassInputError, match="truncation"):
         CompassLM(pretrained=str(tiny_checkpoint), truncation="middle")
+
+
+def test_generation_without_an_image_returns_text(lm):
+    (text,) = lm.generate_until([_request("generate_until", "問題: 3 + 5 =", {"max_gen_toks": 6})])
+    assert isinstance(text, str)
