@@ -96,9 +96,17 @@ def _fast_entries(raw: bytes, metric: str, count_choices: bool) -> _Entries | No
     if not len(ids) == len(tails) == lines:
         return None
     filters, hashes, extras = zip(*tails, strict=True)
+    # Each line's metrics are numbers or short lists: cut out this metric's value on every line
+    # and parse them all as one JSON array.
+    key = re.compile(
+        rb'(?:^|, )"' + re.escape(metric.encode()) + rb'": (\[[^\]\n]*\]|[^,\n]*)', re.M
+    )
+    found = key.findall(b"\n".join(extras))
+    if len(found) != len(extras):
+        return None
     try:
-        values = [e[metric] for e in json.loads(b"[{" + b"},{".join(extras) + b"}]")]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        values = json.loads(b"[" + b",".join(found) + b"]")
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
     choices = [line.count(_CHOICE_KEY) for line in raw.split(b"\n")[:-1]] if count_choices else None
     return _Entries(
