@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train the recipe's phases")
     plan = commands.add_parser("plan", help="print stages, trainable parameters and data sizes")
     for sub in (run, plan):
-        sub.add_argument("recipe", type=Path)
+        sub.add_argument("recipe", type=Path, help="recipe YAML, e.g. recipes/demo.yaml")
         sub.add_argument(
             "--set",
             dest="overrides",

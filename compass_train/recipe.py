@@ -12,6 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -20,6 +21,7 @@ import yaml
 from compass_model.errors import CompassInputError
 
 ROOT_PHASE = "p0"
+PACKAGE_DATA = "package:"
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,14 @@ class Recipe:
         raise CompassInputError(f"recipe {self.name!r} has no phase {name!r} (phases: {known})")
 
     def data_path(self, entry: str) -> Path:
+        """Absolute, relative to the recipe's folder, or `package:PKG/PATH` for data shipped
+        inside an installed package (the demo's), which works from a wheel as from the repo."""
+        if entry.startswith(PACKAGE_DATA):
+            package, _, inner = entry.removeprefix(PACKAGE_DATA).partition("/")
+            try:
+                return Path(str(resources.files(package))) / inner
+            except ModuleNotFoundError:
+                raise CompassInputError(f"data {entry!r}: no package {package!r}") from None
         path = Path(entry).expanduser()
         return path if path.is_absolute() else Path(self.base_dir) / path
 
