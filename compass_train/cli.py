@@ -15,7 +15,6 @@ from compass_model.errors import CompassInputError
 from compass_train.recipe import load_recipe
 
 BAD_INPUT = 2
-_TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 _FLAG_HELP = {
     "out": "folder receiving one checkpoint per phase (p0, p1, ...)",
     "only": "run this phase only, from its parent's finished checkpoint",
@@ -53,12 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _trackers(names: list[str]) -> list[str]:
+def installed_trackers(names: list[str]) -> list[str]:
+    """The recipe's trackers that can be imported here; the others are named on stderr."""
     usable = []
     for name in names:
-        if name not in _TRACKERS:
-            raise CompassInputError(f"report_to: {name!r} is not one of {', '.join(_TRACKERS)}")
-        if importlib.util.find_spec(_TRACKERS[name]) is None:
+        if importlib.util.find_spec(name) is None:
             print(
                 f"compass-train: warning: report_to {name}: not installed, skipped", file=sys.stderr
             )
@@ -76,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RunOptions)})
     if options.out.exists() and not options.out.is_dir():
         raise CompassInputError(f"--out {options.out} is a file; give a folder")
-    trackers = _trackers(recipe.report_to)
+    trackers = installed_trackers(recipe.report_to)
     import torch
 
     accelerator = Accelerator(

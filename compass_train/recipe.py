@@ -87,7 +87,8 @@ class Recipe:
     model: ModelSpec = field(default_factory=ModelSpec)
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    report_to: list[str] = field(default_factory=list)
+    # Experiment trackers, used when installed (a missing one is skipped with a warning).
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = field(default_factory=list)
     # Where relative data paths are resolved: the recipe file's folder.
     base_dir: str = "."
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compass_train.cli import main
+from compass_train.cli import installed_trackers, main
 from compass_train.plan import skeleton
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,3 +132,14 @@ def test_ablation_is_a_recipe_whose_p3_starts_from_p1(capsys) -> None:
         ["p3/s1", "(from", "p1):"],
         ["p3/s2", "(from", "p1):"],
     ]
+
+
+def test_trackers_are_checked_by_the_recipe_and_skipped_when_missing(capsys) -> None:
+    assert main(["plan", str(CHAIN), "--set", "report_to=[tensorbored]"]) == 2
+    assert "report_to[0]: 'tensorbored' is not one of tensorboard, wandb, mlflow" in (
+        capsys.readouterr().err
+    )
+    usable = installed_trackers(["tensorboard", "wandb", "mlflow"])
+    missing = [n for n in ("tensorboard", "wandb", "mlflow") if importlib.util.find_spec(n) is None]
+    assert sorted(usable + missing) == ["mlflow", "tensorboard", "wandb"]
+    assert capsys.readouterr().err.count("not installed, skipped") == len(missing)
