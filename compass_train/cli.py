@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     accelerator = Accelerator(
         # Without a GPU, accelerate only sets up multi-process (gloo) training when told "cpu".
         cpu=torch.accelerator.current_accelerator() is None,
-        mixed_precision=recipe.mixed_precision,
+        mixed_precision="no" if recipe.mixed_precision == "fp32" else recipe.mixed_precision,
         log_with=trackers or None,
         project_dir=str(options.out / ".work" / "logs"),
     )

@@ -136,6 +136,7 @@ def stage_model(
     dtype: torch.dtype,
     device: str | torch.device,
     where: str,
+    autocast: bool = False,
 ) -> tuple[torch.nn.Module, Selection, dict[str, int]]:
     """The model a stage optimises: its base (4-bit for QLoRA), frozen except what the stage
     trains, LoRA-wrapped where it asks; plus the trainable-parameter counts by group."""
@@ -143,6 +144,12 @@ def stage_model(
     selection = select(model, stage, where)
     counts = count_trainable(model, selection, stage.lora.r if stage.lora else 0)
     freeze_all_but(model, selection.train)
+    if autocast:
+        # AdamW on bf16/fp16 weights drops small updates: under autocast, trained tensors keep
+        # float32 masters (the checkpoint is saved in `dtype` again).
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.data = parameter.data.float()
     if stage.gradient_checkpointing:
         model.gradient_checkpointing_enable({"use_reentrant": False})
     if stage.lora:
@@ -261,7 +268,13 @@ class PhaseRunner:
         examples, prints, dropped = stage_examples(self.recipe, stage, processor)
         where = f"phase {phase.name!r}, stage {stage.name!r}"
         model, selection, counts = stage_model(
-            source, stage, plan, self.dtype, self.accelerator.device, where
+            source,
+            stage,
+            plan,
+            self.dtype,
+            self.accelerator.device,
+            where,
+            autocast=self.recipe.mixed_precision != "fp32",
         )
         result = train_stage(
             model,

@@ -86,7 +86,8 @@ class Recipe:
     phases: list[PhaseSpec]
     model: ModelSpec = field(default_factory=ModelSpec)
     seed: int = 0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    # Autocast precision; "fp32" is none (not accelerate's "no", which YAML reads as false).
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     # Experiment trackers, used when installed (a missing one is skipped with a warning).
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = field(default_factory=list)
     # Where relative data paths are resolved: the recipe file's folder.

@@ -188,3 +188,15 @@ def test_qlora_adapter_is_merged_onto_the_full_precision_parent(demo: Path) -> N
         assert torch.allclose(child[key], expected, atol=1e-6), key
         checked += 1
     assert checked == len(config["target_modules"]) > 0
+
+
+def test_bf16_weights_with_bf16_autocast_train_and_save_in_bf16(tmp_path: Path) -> None:
+    """The paper's precision settings (bf16 weights, bf16 autocast, float32 masters for trained
+    tensors), on the tiny chain."""
+    settings = ["--set", "model.dtype=bfloat16", "--set", "mixed_precision=bf16"]
+    assert main(["run", str(CHAIN), "--out", str(tmp_path), *settings]) == 0
+    p1, p3 = _weights(tmp_path / "p1"), _weights(tmp_path / "p3")
+    assert {t.dtype for t in p3.values()} == {torch.bfloat16}
+    changed = _changed(p1, p3)
+    assert changed and all("language_model" in k for k in changed)
+    assert _manifest(tmp_path / "p3")["mixed_precision"] == "bf16"
