@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from compass_eval.analysis.baselines import load_baselines
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.report_cli import main
+from compass_model.errors import CompassInputError
 
 RUNS = Path(__file__).parent / "fixtures" / "analysis" / "runs"
 
@@ -38,5 +38,5 @@ def test_unknown_baseline_key_is_rejected(tmp_path):
     path.write_text(
         "baselines:\n  - {benchmark: gsm8k, model: m, metric: acc, score: 0.5, url: x}\n"
     )
-    with pytest.raises(InputError, match="unknown key"):
+    with pytest.raises(CompassInputError, match="unknown key"):
         load_baselines(path)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.samples import _fast_entries, load_sample_log
+from compass_model.errors import CompassInputError
 
 ENTRIES = [
     # as lm-eval writes them: doc_id first, bulky fields, then filter/metrics/hashes/metric values
@@ -84,5 +84,5 @@ def test_string_labels_are_coded_consistently(tmp_path):
 def test_bad_logs(tmp_path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(CompassInputError, match=message):
         load_sample_log(path, "acc", "none", False)

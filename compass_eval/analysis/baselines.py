@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from compass_eval.analysis.config import from_mapping
-from compass_eval.analysis.errors import InputError
 from compass_eval.paths import reports_dir
+from compass_model.errors import CompassInputError
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,10 @@ def load_baselines(path: Path | None = None) -> list[dict]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the baselines ({exc})") from None
+        raise CompassInputError(f"{path}: cannot read the baselines ({exc})") from None
     entries = data.get("baselines", []) if isinstance(data, dict) else None
     if not isinstance(entries, list):
-        raise InputError(f"{path}: expected a top-level 'baselines' list")
+        raise CompassInputError(f"{path}: expected a top-level 'baselines' list")
     return [
         dataclasses.asdict(from_mapping(Baseline, entry, f"{path}: baselines[{i}]"))
         for i, entry in enumerate(entries)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from compass_eval.analysis.baselines import load_baselines
 from compass_eval.analysis.config import add_flags, override
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.report import ReportInputs, build_report, collect_logs, score_phases
 from compass_eval.analysis.results import load_phase, parse_phase_specs
 from compass_eval.analysis.stats import Bootstrap
+from compass_model.errors import CompassInputError
 
 BAD_INPUT = 2
 
@@ -61,6 +61,6 @@ def run(prog: str, body: Callable[[], int]) -> int:
     """Turn bad input into one line on stderr and exit status 2, never a traceback."""
     try:
         return body()
-    except InputError as exc:
+    except CompassInputError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return BAD_INPUT

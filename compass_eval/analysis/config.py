@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from compass_eval.analysis.errors import InputError
+from compass_model.errors import CompassInputError
 
 T = TypeVar("T")
 
@@ -19,12 +19,14 @@ T = TypeVar("T")
 def from_mapping(cls: type[T], data: object, where: str) -> T:
     """Build a dataclass from a mapping, recursing into nested dataclass and dict fields."""
     if not isinstance(data, dict):
-        raise InputError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+        raise CompassInputError(
+            f"{where}: expected a mapping of settings, got {type(data).__name__}"
+        )
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(
+        raise CompassInputError(
             f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(sorted(known))}"
         )
     return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
@@ -41,22 +43,22 @@ def _convert(hint: Any, value: object, where: str) -> object:
         return from_mapping(hint, value, where)
     if origin is dict:
         if not isinstance(value, dict):
-            raise InputError(f"{where}: expected a mapping")
+            raise CompassInputError(f"{where}: expected a mapping")
         return {str(k): _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if hint in (bool, int, str) and type(value) is hint:
         return value
-    raise InputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    raise CompassInputError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
 def load_yaml(cls: type[T], path: Path) -> T:
-    """Read a YAML file into the dataclass; any problem is a one-line InputError."""
+    """Read a YAML file into the dataclass; any problem is a one-line CompassInputError."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: cannot read YAML ({first})") from None
+        raise CompassInputError(f"{path}: cannot read YAML ({first})") from None
     return from_mapping(cls, data or {}, str(path))
 
 

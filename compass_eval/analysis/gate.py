@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.narrative import find_paired
+from compass_model.errors import CompassInputError
 
 PEAK = "peak"
 TOO_FEW_PHASES = "the gate needs at least two phases (a reference and a candidate)"
@@ -50,15 +50,19 @@ def evaluate_gate(report: dict, policy: GatePolicy) -> tuple[str, list[GateRow]]
     """One row per benchmark of the report; the candidate defaults to the last phase."""
     phases = report["phases"]
     if len(phases) < 2:
-        raise InputError(TOO_FEW_PHASES)
+        raise CompassInputError(TOO_FEW_PHASES)
     candidate = policy.candidate or phases[-1]
     if candidate not in phases:
-        raise InputError(f"candidate phase '{candidate}' is not among the phases {phases}")
+        raise CompassInputError(f"candidate phase '{candidate}' is not among the phases {phases}")
     if policy.against not in (PEAK, *phases):
-        raise InputError(f"--against must be 'peak' or one of {phases}, not '{policy.against}'")
+        raise CompassInputError(
+            f"--against must be 'peak' or one of {phases}, not '{policy.against}'"
+        )
     unknown = sorted(set(policy.benchmarks) - set(report["benchmarks"]))
     if unknown:
-        raise InputError(f"policy names benchmark(s) absent from every phase: {', '.join(unknown)}")
+        raise CompassInputError(
+            f"policy names benchmark(s) absent from every phase: {', '.join(unknown)}"
+        )
     earlier = phases[: phases.index(candidate)]
     rows = []
     for name, entry in report["benchmarks"].items():
@@ -95,7 +99,7 @@ def evaluate_gate(report: dict, policy: GatePolicy) -> tuple[str, list[GateRow]]
 def _significance_verdict(name: str, entry: dict, reference: str, candidate: str) -> str:
     test = find_paired(entry, reference, candidate)
     if test is None:
-        raise InputError(
+        raise CompassInputError(
             f"the policy requires a significant drop, but {name} has no paired test between "
             f"{reference} and {candidate}; evaluate both with --log_samples"
         )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
 from compass_eval.analysis.config import add_flags, load_yaml, override
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.gate import TOO_FEW_PHASES, GatePolicy, evaluate_gate, gate_table
+from compass_model.errors import CompassInputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,14 +38,16 @@ def _load_report(path: Path) -> dict:
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not readable as JSON ({exc})") from None
+        raise CompassInputError(f"{path}: not readable as JSON ({exc})") from None
     if not (
         isinstance(report, dict)
         and isinstance(report.get("phases"), list)
         and isinstance(report.get("benchmarks"), dict)
         and all(isinstance(b, dict) and "scores" in b for b in report["benchmarks"].values())
     ):
-        raise InputError(f"{path}: not a compass-report report.json (needs phases and benchmarks)")
+        raise CompassInputError(
+            f"{path}: not a compass-report report.json (needs phases and benchmarks)"
+        )
     for entry in report["benchmarks"].values():
         entry.setdefault("paired", [])
     return report
@@ -57,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if (args.report is None) == (args.phases is None):
-            raise InputError("give either --report report.json or --phases (with --results)")
+            raise CompassInputError("give either --report report.json or --phases (with --results)")
         if args.phases is not None and len(args.phases) < 2:
-            raise InputError(TOO_FEW_PHASES)  # before loading anything
+            raise CompassInputError(TOO_FEW_PHASES)  # before loading anything
         policy = load_yaml(GatePolicy, args.policy) if args.policy else GatePolicy()
         policy = override(policy, args)
         report = _load_report(args.report) if args.report else report_from_args(args)

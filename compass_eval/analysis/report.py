@@ -20,7 +20,6 @@ from compass_eval.analysis.benchmarks import (
     split_variant,
     task_chance,
 )
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.guard import find_mismatches
 from compass_eval.analysis.intervals import Logs, Resampler, interval, paired_difference
 from compass_eval.analysis.narrative import analysis_sentences
@@ -28,6 +27,7 @@ from compass_eval.analysis.results import PhaseResults
 from compass_eval.analysis.samples import load_sample_log
 from compass_eval.analysis.stats import Bootstrap
 from compass_eval.analysis.trajectory import best_index, column_means, trajectory
+from compass_model.errors import CompassInputError
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def build_report(inputs: ReportInputs) -> dict:
     known = {t for p in inputs.phases for t in p.tasks if split_variant(t)[0] in TASK_METRICS}
     mismatches = find_mismatches(inputs.phases, known)
     if mismatches and not inputs.allow_mismatch:
-        raise InputError(
+        raise CompassInputError(
             mismatches[0].message() + " — phases are not comparable; re-evaluate with the same "
             "settings, or pass --allow-mismatch to report anyway with a warning"
         )
@@ -161,7 +161,7 @@ def build_report(inputs: ReportInputs) -> dict:
         if rows:
             subtasks[group] = rows
     if not benchmarks and not subtasks:
-        raise InputError(
+        raise CompassInputError(
             "no phase has results for a Compass benchmark or subtask ("
             + ", ".join((*BENCHMARKS, *TASK_METRICS))
             + "); check --phases and the task names in the results"

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
-from compass_eval.analysis.errors import InputError
 from compass_eval.analysis.render import write_report
+from compass_model.errors import CompassInputError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.out.exists() and not args.out.is_dir():
-            raise InputError(f"--out {args.out} is a file; give a folder")
+            raise CompassInputError(f"--out {args.out} is a file; give a folder")
         report = report_from_args(args)
         written = write_report(report, args.out)
         print(f"compass-report: wrote {len(written)} files to {args.out}")

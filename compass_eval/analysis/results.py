@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compass_eval.analysis.errors import InputError
+from compass_model.errors import CompassInputError
 
 _RESULTS_NAME = re.compile(r"^results_(?P<date_id>.+)\.json$")
 _DATE_ID = re.compile(r"^\d{4}-\d{2}-\d{2}T[\d.\-]+$")
@@ -35,7 +35,7 @@ class TaskResult:
         """The `name,<filter>` key and its value, so the report can say which filter it used."""
         keys = sorted(k for k in self.metrics if k.split(",")[0] == name and "," in k)
         if not keys:
-            raise InputError(
+            raise CompassInputError(
                 f"{self.source}: task '{self.name}' has no '{name}' metric "
                 f"(found: {', '.join(sorted(self.metrics)) or 'none'}); "
                 f"evaluate it with a task version that reports '{name}'"
@@ -52,7 +52,7 @@ class TaskResult:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise InputError(
+            raise CompassInputError(
                 f"{self.source}: task '{self.name}' metric '{key}' is {value!r}, not a finite "
                 "number; re-run the evaluation for this task"
             )
@@ -74,17 +74,23 @@ def parse_phase_specs(specs: list[str], results_root: Path | None) -> list[tuple
     for spec in specs:
         name, sep, raw = spec.partition("=")
         if not name:
-            raise InputError(f"--phases: '{spec}' has no phase name; write NAME or NAME=PATH")
+            raise CompassInputError(
+                f"--phases: '{spec}' has no phase name; write NAME or NAME=PATH"
+            )
         if sep:
             path = Path(raw)
         elif results_root is None:
-            raise InputError(f"--phases: '{spec}' names no path; give --results DIR or {spec}=PATH")
+            raise CompassInputError(
+                f"--phases: '{spec}' names no path; give --results DIR or {spec}=PATH"
+            )
         else:
             path = results_root / name
         if any(name == seen for seen, _ in pairs):
-            raise InputError(f"--phases: phase name '{name}' is given twice; names must be unique")
+            raise CompassInputError(
+                f"--phases: phase name '{name}' is given twice; names must be unique"
+            )
         if not path.exists():
-            raise InputError(f"phase '{name}': no such file or folder: {path}")
+            raise CompassInputError(f"phase '{name}': no such file or folder: {path}")
         pairs.append((name, path))
     return pairs
 
@@ -99,7 +105,7 @@ def load_phase(name: str, path: Path) -> PhaseResults:
             if held is None or task.date >= held.date:
                 tasks[task.name] = task
     if not tasks:
-        raise InputError(
+        raise CompassInputError(
             f"phase '{name}': no lm-eval results JSON (a .json with a top-level 'results' object) "
             f"under {path}; run lm_eval with --output_path there"
         )
@@ -110,10 +116,12 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not readable as JSON ({exc}); fix or remove the file") from None
+        raise CompassInputError(
+            f"{path}: not readable as JSON ({exc}); fix or remove the file"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         if explicit:
-            raise InputError(
+            raise CompassInputError(
                 f"{path}: no top-level 'results' object; is it an lm-eval results JSON?"
             )
         return []
@@ -128,7 +136,7 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
     tasks = []
     for name, metrics in data["results"].items():
         if not isinstance(metrics, dict):
-            raise InputError(f"{path}: results['{name}'] is not an object of metrics")
+            raise CompassInputError(f"{path}: results['{name}'] is not an object of metrics")
         task_config = configs.get(name) if isinstance(configs.get(name), dict) else {}
         tasks.append(
             TaskResult(

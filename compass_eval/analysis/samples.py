@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compass_eval.analysis.errors import InputError
+from compass_model.errors import CompassInputError
 
 # lm-eval writes each entry with json.dumps' default separators, `doc_id` first and, after the
 # bulky doc/arguments/resps, `filter`, `metrics`, the hashes and then the per-sample metrics.
@@ -65,18 +65,20 @@ def load_sample_log(path: Path, metric: str, filter_name: str, count_choices: bo
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the sample log ({exc})") from None
+        raise CompassInputError(f"{path}: cannot read the sample log ({exc})") from None
     entries = _fast_entries(raw, metric, count_choices) or _full_entries(
         path, raw, metric, count_choices
     )
     keep = np.flatnonzero(entries.filters == filter_name.encode())
     if not len(keep):
-        raise InputError(f"{path}: no entries for filter '{filter_name}'; is it this task's log?")
+        raise CompassInputError(
+            f"{path}: no entries for filter '{filter_name}'; is it this task's log?"
+        )
     doc_ids = entries.doc_ids[keep]
     order = np.argsort(doc_ids, kind="stable")
     doc_ids = doc_ids[order]
     if len(doc_ids) > 1 and np.any(doc_ids[1:] == doc_ids[:-1]):
-        raise InputError(f"{path}: a doc_id appears twice for filter '{filter_name}'")
+        raise CompassInputError(f"{path}: a doc_id appears twice for filter '{filter_name}'")
     values = _values(path, metric, [entries.values[i] for i in keep])[order]
     choices = None
     if entries.choices is not None:
@@ -122,7 +124,7 @@ def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        raise CompassInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -130,16 +132,16 @@ def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from None
+            raise CompassInputError(f"{path}:{number}: malformed JSON line ({exc.msg})") from None
         if not isinstance(entry, dict) or "doc_id" not in entry or metric not in entry:
-            raise InputError(
+            raise CompassInputError(
                 f"{path}:{number}: entry lacks 'doc_id' or '{metric}'; re-run with --log_samples"
             )
         entries.append(entry)
     try:
         doc_ids = np.array([e["doc_id"] for e in entries], dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{path}: a 'doc_id' is not an integer") from None
+        raise CompassInputError(f"{path}: a 'doc_id' is not an integer") from None
     return _Entries(
         doc_ids=doc_ids,
         filters=np.array([str(e.get("filter", "none")).encode() for e in entries]),
@@ -161,9 +163,15 @@ def _values(path: Path, metric: str, raw: list) -> np.ndarray:
         try:
             values = np.array(raw, dtype=float)
         except (TypeError, ValueError):
-            raise InputError(f"{path}: '{metric}' values are neither numbers nor pairs") from None
+            raise CompassInputError(
+                f"{path}: '{metric}' values are neither numbers nor pairs"
+            ) from None
         if values.ndim != 1:
-            raise InputError(f"{path}: '{metric}' values are nested; expected numbers or pairs")
+            raise CompassInputError(
+                f"{path}: '{metric}' values are nested; expected numbers or pairs"
+            )
     if not np.all(np.isfinite(values)):
-        raise InputError(f"{path}: '{metric}' has NaN or infinite values; re-run the evaluation")
+        raise CompassInputError(
+            f"{path}: '{metric}' has NaN or infinite values; re-run the evaluation"
+        )
     return values
