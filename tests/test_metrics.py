@@ -75,7 +75,10 @@ def test_every_gsm8k_test_reference_in_xml_form_is_extracted_and_scored_correct(
     correct = 0
     for row in rows:
         reasoning, final = row["answer"].split("####")
-        output = f"<Reasoning>{reasoning.strip()}</Reasoning>\n<Answer>\\boxed{{{final.strip()}}}"
+        output = (
+            f"<Problem>{row['question']}</Problem><Thinking>{reasoning.strip()}</Thinking>"
+            f"<Answer>\\boxed{{{final.strip()}}}"
+        )
         scores = xml_results(row, [output + "</Answer>"])
         correct += scores["exact_match"] == 1.0 and scores["malformed"] == 0.0
     assert (correct, len(rows)) == (1319, 1319)
@@ -94,14 +97,14 @@ def test_an_open_answer_block_cut_by_the_stop_sequence_still_counts():
         "<Answer>\\boxed{</Answer>",
         "<Answer>seventeen</Answer>",
         "<Answer>\\boxed{}</Answer>",
-        "<Reasoning>16 - 3 - 4 = 9</Reasoning><Answer>\\boxed{99}</Answer>",
+        "<Thinking>16 - 3 - 4 = 9</Thinking><Answer>\\boxed{99}</Answer>",
     ],
 )
 def test_malformed_or_wrong_outputs_score_wrong_and_are_counted(output):
     doc = {"question": "q", "answer": "Janet sells 9 eggs.\n#### 18"}
     scores = _gsm8k_utils().xml_results(doc, [output])
     assert scores["exact_match"] == 0.0
-    assert scores["malformed"] == (0.0 if output.startswith("<Reasoning>") else 1.0)
+    assert scores["malformed"] == (0.0 if output.startswith("<Thinking>") else 1.0)
 
 
 def test_fallback_to_the_last_number_when_the_answer_block_is_missing():
