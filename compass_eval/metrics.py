@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from sklearn.metrics import f1_score, matthews_corrcoef, roc_auc_score
 
+from compass_model.answer_format import last_boxed
+
 CHABSA_F1_SCALE = 1.5
 
 
@@ -66,26 +68,10 @@ _ANSWER_BLOCK = re.compile(r"<Answer>(.*?)(?:</Answer>|\Z)", re.DOTALL)
 _NUMBER = re.compile(r"-?[$0-9.,]*[0-9]")
 
 
-def _last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}`, braces balanced (answers such as `\\frac{1}{2}`)."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for position in range(begin, len(text)):
-        if text[position] == "{":
-            depth += 1
-        elif text[position] == "}":
-            if depth == 0:
-                return text[begin:position]
-            depth -= 1
-    return None
-
-
 def boxed_answer(output: str) -> str | None:
     """The last non-empty `\\boxed{}` in the last `<Answer>` block, or None (a malformed output)."""
     blocks = _ANSWER_BLOCK.findall(output)
-    boxed = _last_boxed(blocks[-1]) if blocks else None
+    boxed = last_boxed(blocks[-1]) if blocks else None
     return boxed if boxed and boxed.strip() else None
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compass_model.atomic import staged_directory
 from compass_model.checkpoint import check_checkpoint_dir
 from compass_model.errors import CompassInputError
 
@@ -53,9 +52,7 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{phase}.", dir=out))
-    try:
+    with staged_directory(out / phase) as staging:
         tracker = EvaluationTracker(output_path=str(staging))
         model_args = f"pretrained={checkpoint},phase={phase},dtype={settings.dtype}"
         results = simple_evaluate(
@@ -82,13 +79,6 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
             "checkpoint": checkpoint_identity(checkpoint),
         }
         (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
-        target = out / phase
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def evaluate_phases(

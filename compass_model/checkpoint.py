@@ -7,8 +7,6 @@ leaves something that looks like a finished checkpoint. Pickle weights are refus
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
+from compass_model.atomic import staged_directory
 from compass_model.errors import CompassInputError
 
 MANIFEST = "compass_phase.json"
@@ -41,21 +40,17 @@ def save_checkpoint(
 ) -> Path:
     """Writes the whole directory beside `out_dir`, then renames it into place."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_directory(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
-        (staging / MANIFEST).write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_manifest(staging, manifest)
     return out_dir
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    (directory / MANIFEST).write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def read_manifest(path: str | Path) -> dict[str, Any] | None:

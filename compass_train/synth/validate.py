@@ -9,6 +9,8 @@ import unicodedata
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from fractions import Fraction
 
+from compass_model.answer_format import last_boxed
+
 
 class Rejected(Exception):
     """A teacher output that must not become a training record; `reason` is what gets counted."""
@@ -133,19 +135,6 @@ _COT = re.compile(
     r"\s*<Answer>(?P<answer>.*?)</Answer>\s*",
     re.DOTALL,
 )
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{…}`, braces balanced (answers like \\frac{1}{2} nest)."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, index = 0, start + len("\\boxed")
-    for position in range(index, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[position], 0)
-        if depth == 0:
-            return text[index + 1 : position]
-    return None
 
 
 def check_cot_xml(text: str) -> str:
