@@ -6,7 +6,6 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    LlavaConfig,
     LlavaForConditionalGeneration,
     LlavaProcessor,
     SiglipVisionModel,
@@ -66,16 +65,8 @@ def assemble(
     causal_lm = AutoModelForCausalLM.from_pretrained(language_source, dtype=dtype)
     tokenizer = with_image_token(AutoTokenizer.from_pretrained(language_source))
 
-    llava_config = LlavaConfig(
-        vision_config=vision.config,
-        text_config=causal_lm.config,
-        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
-        image_seq_length=config.image_tokens,
-        projector_hidden_act="gelu",
-        multimodal_projector_bias=True,
-        vision_feature_layer=config.vision_feature_layer,
-        vision_feature_select_strategy=config.vision_feature_select_strategy,
-        tie_word_embeddings=False,
+    llava_config = config.llava_config_for(
+        vision.config, causal_lm.config, tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     )
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(llava_config)

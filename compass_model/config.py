@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import LlamaConfig, LlavaConfig, SiglipVisionConfig
+from transformers import LlamaConfig, LlavaConfig, PretrainedConfig, SiglipVisionConfig
 
 IMAGE_TOKEN = "<image>"
 
@@ -42,9 +42,16 @@ class CompassConfig:
         return (self.vision["image_size"] // self.vision["patch_size"]) ** 2
 
     def llava_config(self, vocab_size: int, image_token_id: int, pad_token_id: int) -> LlavaConfig:
+        """The LLaVA configuration of this preset's shapes (random init or the meta device)."""
         text = LlamaConfig(**{**self.text, "vocab_size": vocab_size, "pad_token_id": pad_token_id})
+        return self.llava_config_for(SiglipVisionConfig(**self.vision), text, image_token_id)
+
+    def llava_config_for(
+        self, vision: PretrainedConfig, text: PretrainedConfig, image_token_id: int
+    ) -> LlavaConfig:
+        """The LLaVA configuration around given backbone configurations."""
         return LlavaConfig(
-            vision_config=SiglipVisionConfig(**self.vision),
+            vision_config=vision,
             text_config=text,
             image_token_id=image_token_id,
             image_seq_length=self.image_tokens,
