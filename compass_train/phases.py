@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from accelerate import Accelerator
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
 from compass_model.assemble import assemble, build_tiny
+from compass_model.atomic import staged_directory
 from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint
 from compass_model.config import preset
 from compass_model.errors import CompassInputError
@@ -338,10 +338,9 @@ class PhaseRunner:
 def publish(
     source: Path, work: Path, phase: PhaseSpec, manifest: dict[str, Any], target: Path
 ) -> None:
-    """Copies the last stage's weights with every stage's adapter and loss curve into a staging
-    directory beside `target`, writes the manifest, then renames it into place."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """The last stage's weights with every stage's adapter and loss curve, and the manifest,
+    appear at `target` whole or not at all; then the phase's work folder goes."""
+    with staged_directory(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
         for stage in phase.stages:
             adapter = work / stage.name / "adapter"
@@ -351,10 +350,4 @@ def publish(
         (staging / MANIFEST).write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     shutil.rmtree(work, ignore_errors=True)
