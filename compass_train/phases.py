@@ -8,7 +8,6 @@ killed run leaves no directory that looks like a phase.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProc
 
 from compass_model.assemble import assemble, build_tiny
 from compass_model.atomic import staged_directory
-from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint
+from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint, write_manifest
 from compass_model.config import preset
 from compass_model.errors import CompassInputError
 from compass_train.adapters import (
@@ -347,7 +346,5 @@ def publish(
             if adapter.is_dir():
                 shutil.copytree(adapter, staging / "adapters" / stage.name)
             shutil.copy2(work / stage.name / "loss.png", staging / f"loss_{stage.name}.png")
-        (staging / MANIFEST).write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+        write_manifest(staging, manifest)
     shutil.rmtree(work, ignore_errors=True)
