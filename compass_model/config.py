@@ -103,7 +103,9 @@ TINY = CompassConfig(
         "image_size": 32,
         "patch_size": 8,
     },
+    # The tiny tokenizer's vocabulary (tests check that it trains to exactly this size).
     text={
+        "vocab_size": 1024,
         "hidden_size": 64,
         "intermediate_size": 128,
         "num_hidden_layers": 2,

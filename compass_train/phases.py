@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
-from compass_model.assemble import assemble, build_tiny
+from compass_model.assemble import assemble, build_on_meta, build_tiny
 from compass_model.atomic import staged_directory
 from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint, write_manifest
 from compass_model.config import preset
@@ -34,7 +34,6 @@ from compass_train.adapters import (
 from compass_train.collate import Collator, Example, encode
 from compass_train.loop import train_stage
 from compass_train.manifest import phase_manifest
-from compass_train.plan import skeleton
 from compass_train.plots import save_loss_curve
 from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
 from compass_train.records import fingerprint, iter_records, load_records
@@ -78,7 +77,7 @@ def phases_to_run(recipe: Recipe, options: RunOptions) -> list[str]:
 def preflight(recipe: Recipe, names: list[str], device: str) -> dict[str, AdapterPlan]:
     """Every check that needs no training, before anything is written: module names against the
     architecture (built on the meta device), data files, and the 4-bit policy."""
-    model = skeleton(recipe.model.preset)
+    model = build_on_meta(preset(recipe.model.preset))
     plans = {}
     for phase in recipe.phases:
         if phase.name not in names:

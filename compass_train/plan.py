@@ -3,31 +3,18 @@ stages, what each trains, trainable parameters, data sizes. Nothing downloaded o
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
-
-from torch import nn
 
 from compass_model.assemble import build_on_meta
 from compass_model.config import preset
 from compass_model.errors import CompassInputError
-from compass_model.tokenizer import tiny_tokenizer
 from compass_train.recipe import Recipe
 from compass_train.records import fingerprint
 from compass_train.select import count_trainable, select
 
 
-def skeleton(preset_name: str) -> nn.Module:
-    """The preset's architecture on the meta device; the tiny preset takes its vocabulary size
-    from its own tokenizer (its config leaves it open)."""
-    config = preset(preset_name)
-    if "vocab_size" not in config.text:
-        config = replace(config, text={**config.text, "vocab_size": len(tiny_tokenizer())})
-    return build_on_meta(config)
-
-
 def plan_rows(recipe: Recipe) -> list[dict[str, Any]]:
-    model = skeleton(recipe.model.preset)
+    model = build_on_meta(preset(recipe.model.preset))
     rows = []
     for phase in recipe.phases:
         for stage in phase.stages:
@@ -63,7 +50,7 @@ def plan_rows(recipe: Recipe) -> list[dict[str, Any]]:
 
 
 def render_plan(recipe: Recipe, rows: list[dict[str, Any]]) -> str:
-    model = skeleton(recipe.model.preset)
+    model = build_on_meta(preset(recipe.model.preset))
     total = sum(p.numel() for p in model.parameters())
     lines = [
         f"recipe {recipe.name}: preset {recipe.model.preset} ({total:,} parameters), "

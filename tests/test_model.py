@@ -49,6 +49,7 @@ def test_tiny_tokenizer_round_trips_japanese_and_has_image_token():
     assert tokenizer.decode(ids) == text
     assert tokenizer.encode(text)[0] == tokenizer.bos_token_id
     assert tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) != tokenizer.unk_token_id
+    assert len(tokenizer) == TINY.text["vocab_size"]
 
 
 def test_tiny_model_is_seeded():

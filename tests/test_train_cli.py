@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from compass_model.assemble import build_on_meta
+from compass_model.config import preset
 from compass_train.cli import installed_trackers, main
-from compass_train.plan import skeleton
 
 REPO = Path(__file__).resolve().parents[1]
 CHAIN = REPO / "tests" / "fixtures" / "train" / "chain.yaml"
@@ -114,7 +115,7 @@ def test_plan_of_the_paper_recipe_counts_every_stage_on_the_meta_device(capsys) 
     assert f"trainable {32 * per_rank:,} (lora:llm {32 * per_rank:,})" in by_stage["p2/s1"]
     assert "4-bit NF4" in by_stage["p2/s1"]
     assert f"trainable {16 * per_rank + 21_504_000:,}" in by_stage["p3/s2"]
-    assert all(p.is_meta for p in skeleton("paper").parameters())
+    assert all(p.is_meta for p in build_on_meta(preset("paper")).parameters())
 
 
 def test_ablation_is_a_recipe_whose_p3_starts_from_p1(capsys) -> None:
