@@ -134,6 +134,7 @@ class CompassLM(TemplateLM):
             "compass_manifest": self.manifest,
             "compass_truncation": self.truncation,
             "compass_max_length": self.max_length,
+            "compass_processes": self.world_size,
             "model_num_parameters": sum(p.numel() for p in self.model.parameters()),
             "model_dtype": str(self.model.dtype),
         }
@@ -353,4 +354,8 @@ def _accelerator_if_distributed():
 
     from accelerate import Accelerator, InitProcessGroupKwargs
 
-    return Accelerator(kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=12))])
+    # Without a GPU, accelerate sets up the processes (gloo) only when told to use the CPU.
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(hours=12))],
+    )

@@ -165,18 +165,17 @@ def test_two_processes_under_accelerate_match_one(tmp_path, tiny_checkpoint):
     ]
     single = run_cli(["lm_eval", *common, "--output_path", str(tmp_path / "one")], cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
+    # accelerate 1.15 starts a single process for `--cpu --num_processes 2`; the DDP config file
+    # starts two, with gloo on a machine without GPUs.
     double = run_cli(
         [
             "accelerate",
             "launch",
+            "--config_file",
+            str(REPO / "recipes" / "accelerate" / "ddp.yaml"),
             "--num_processes",
             "2",
-            "--cpu",
-            "--num_machines",
-            "1",
             "--mixed_precision",
-            "no",
-            "--dynamo_backend",
             "no",
             "-m",
             "lm_eval",
@@ -188,6 +187,7 @@ def test_two_processes_under_accelerate_match_one(tmp_path, tiny_checkpoint):
     )
     assert double.returncode == 0, double.stderr[-3000:]
     one, two = _results(tmp_path / "one"), _results(tmp_path / "two")
+    assert (one["config"]["compass_processes"], two["config"]["compass_processes"]) == (1, 2)
     assert _accuracies(two) == _accuracies(one)
     assert two["config"]["compass_manifest"]["phase"] == "p0"
 
