@@ -256,7 +256,8 @@ class CompassLM(TemplateLM):
 
     def _generate_one(self, context: str, gen_kwargs: dict[str, Any], images: list) -> str:
         until = handle_stop_sequences(
-            gen_kwargs.pop("until", None), eos=self.tok_decode([self.eot_token_id])
+            gen_kwargs.pop("until", None),
+            eos=self.tokenizer.decode([self.eot_token_id], skip_special_tokens=False),
         )
         max_new = int(gen_kwargs.pop("max_gen_toks", 256))
         if images:
