@@ -57,7 +57,7 @@ def test_status_lists_every_task_source_with_count_and_fingerprint(monkeypatch, 
         "gsm8k",
     }
     assert all(row["present"] for row in rows.values())
-    assert rows["edinet_industry"]["n_docs"] == 16
+    assert rows["edinet_industry"]["n_docs"] == 32
     assert rows["cpa_audit"]["n_docs"] == 3  # the flagged-abnormal row is left out
     assert rows["chabsa"]["fingerprint"].startswith("sha256:")
 
@@ -87,7 +87,7 @@ def test_import_copies_a_local_copy_and_checks_it(monkeypatch, capsys, tmp_path)
     assert cli.main(["import", "jp_fin_harness", str(source)]) == 0
     capsys.readouterr()
     rows = _status(monkeypatch, capsys, root)
-    assert rows["cma_basics"]["n_docs"] == 4 and rows["chabsa"]["n_docs"] == 7
+    assert rows["cma_basics"]["n_docs"] == 16 and rows["chabsa"]["n_docs"] == 7
     assert (
         rows["cma_basics"]["fingerprint"]
         == _status(monkeypatch, capsys, DEMO)["cma_basics"]["fingerprint"]
