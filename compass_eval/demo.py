@@ -40,7 +40,8 @@ def run_demo(out: Path, recipe: Path, max_steps: int | None, limit: float | None
     if train_cli.main(train_args) != 0:
         raise SystemExit(2)
     _step(f"2/4 evaluate {' '.join(PHASES)} on {' '.join(TASKS)} into {results}")
-    settings = EvalSettings(tasks=tuple(TASKS), limit=limit)
+    # The demo model only ever saw chat-formatted records, so it is prompted as it was trained.
+    settings = EvalSettings(tasks=tuple(TASKS), limit=limit, apply_chat_template=True)
     for phase, outcome in evaluate_phases(checkpoints, PHASES, settings, results).items():
         print(f"{phase}: {outcome}", flush=True)
     _step(f"3/4 report into {report}")

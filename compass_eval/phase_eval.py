@@ -34,6 +34,8 @@ class EvalSettings:
     dtype: str = "float32"
     device: str | None = None
     seed: int = 0
+    # Render prompts with the checkpoint's chat template, as an instruct model is prompted.
+    apply_chat_template: bool = False
 
 
 def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
@@ -63,6 +65,7 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
             batch_size=settings.batch_size,
             device=settings.device,
             limit=settings.limit,
+            apply_chat_template=settings.apply_chat_template,
             log_samples=True,
             evaluation_tracker=tracker,
             random_seed=settings.seed,
@@ -117,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=defaults.device)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        help="render every prompt with the checkpoint's chat template",
+    )
     parser.add_argument("--force", action="store_true", help="evaluate even where results exist")
     return parser
 
