@@ -156,7 +156,6 @@ def edinet_records(task: str, n: int, code_base: int, seed: int) -> list[dict[st
             record = industry_record(code, INDUSTRIES[i % len(INDUSTRIES)], rng)
         record["doc_id"] = f"S9DEMO{code_base + i:05d}"
         records.append(record)
-    rng.shuffle(records)
     return records
 
 
