@@ -105,15 +105,20 @@ def earnings_record(code: str, label: int, rng: random.Random) -> dict[str, Any]
     }
 
 
-def fraud_record(code: str, label: int, rng: random.Random) -> dict[str, Any]:
-    """label 1: a restatement for improper accounting, named in the summary and the text."""
-    company = _company(code, rng)
+def _flat_income(rng: random.Random) -> dict[str, int]:
+    """Net income that carries no signal: three years around one level."""
     base = rng.randint(50, 400)
-    income = {
+    return {
         "前々期": base,
         "前期": base + rng.randint(-30, 30),
         "当期": base + rng.randint(-30, 30),
     }
+
+
+def fraud_record(code: str, label: int, rng: random.Random) -> dict[str, Any]:
+    """label 1: a restatement for improper accounting, named in the summary and the text."""
+    company = _company(code, rng)
+    income = _flat_income(rng)
     note = "過年度の不適切な会計処理により訂正報告書を提出" if label else "特記事項なし"
     sheets = _sheets(company, rng, {"訂正報告": note}, income)
     text = (
@@ -127,12 +132,7 @@ def fraud_record(code: str, label: int, rng: random.Random) -> dict[str, Any]:
 def industry_record(code: str, industry: str, rng: random.Random) -> dict[str, Any]:
     """The summary's business line names the industry label."""
     company = _company(code, rng)
-    base = rng.randint(50, 400)
-    income = {
-        "前々期": base,
-        "前期": base + rng.randint(-30, 30),
-        "当期": base + rng.randint(-30, 30),
-    }
+    income = _flat_income(rng)
     sheets = _sheets(company, rng, {"事業内容": f"{industry}の事業"}, income)
     text = f"当社は{industry}の事業を営んでいる。"
     return {
