@@ -1,8 +1,13 @@
-"""Regenerates the demo recipe's bundled training data: small drawn images and chat records in the
-trainer's JSONL schema (synthetic, self-made, seeded). Run: python -m compass_train.demo_data.build"""
+"""Regenerates the demo recipe's bundled training data (synthetic, self-made, seeded): the image
+stages' datasets from self-made PDFs put through the data pipeline (`compass-data pdfs`, then
+`synth ocr|vqa|finqa` with a teacher that answers from the PDFs' text layer), and chat records in
+the trainer's JSONL schema for the text stages. Run: python -m compass_train.demo_data.build
+
+Needs reportlab (the `test` extra) to write the PDFs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -10,56 +15,87 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 from compass_eval.data.root import demo_root
 from compass_eval.demo_data import build as eval_data
 from compass_eval.demo_data.build import PAIRS, arithmetic_cot, arithmetic_problem
+from compass_train.demo_data.report_pdfs import Reports, write_corpus
+from compass_train.synth.cli import main as compass_data
+from compass_train.synth.server import TeacherServer
+from compass_train.synth.sources import read_index
+from compass_train.synth.text_layer import ExtractiveTeacher
 
 HERE = Path(__file__).parent
-COLOURS = {"赤": (220, 40, 40), "青": (40, 70, 220), "緑": (40, 170, 60), "黄": (230, 200, 30)}
-SHAPES = ("円", "四角", "三角")
+SEED = 7
 EDINET_TASKS = ("edinet_earnings", "edinet_fraud", "edinet_industry")
 REPEATS = 2  # each one-digit addition appears this many times in the P2 data
 HARNESS_TASKS = ("chabsa", "cma_basics", "cpa_audit", "fp2", "security_sales_1")
 
-
-def _shape_image(colour: str, shape: str, path: Path) -> None:
-    image = Image.new("RGB", (64, 64), "white")
-    draw = ImageDraw.Draw(image)
-    fill = COLOURS[colour]
-    if shape == "円":
-        draw.ellipse((12, 12, 52, 52), fill=fill)
-    elif shape == "四角":
-        draw.rectangle((12, 12, 52, 52), fill=fill)
-    else:
-        draw.polygon([(32, 8), (56, 56), (8, 56)], fill=fill)
-    image.save(path)
-
-
-def _page_image(lines: list[str], path: Path) -> None:
-    image = Image.new("RGB", (64, 64), "white")
-    draw = ImageDraw.Draw(image)
-    for row, text in enumerate(lines):
-        draw.text((4, 4 + 14 * row), text, fill="black")
-    image.save(path)
-
-
-def _chat(record_id: str, kind: str, turns: list[tuple[str, str]], images: list[str]) -> dict:
-    messages = []
-    for i, (question, answer) in enumerate(turns):
-        content = [{"type": "text", "text": question}]
-        if i == 0:
-            content = [{"type": "image"} for _ in images] + content
-        messages.append({"role": "user", "content": content})
-        messages.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    return {
-        "id": record_id,
-        "kind": kind,
-        "messages": messages,
-        "images": [f"../{image}" for image in images],
-        "meta": {"source": "compass demo (synthetic)"},
+ORIGIN = "https://compass-demo.invalid/reports/"  # reserved TLD: an origin nobody can fetch
+SOURCES = [
+    {
+        "id": "compass-demo",
+        "agency": "Compass demo (self-made)",
+        "url_prefixes": [ORIGIN],
+        "licence": "CC0-1.0 (self-made for the Compass demo)",
     }
+]
+# file name → title and the table's labels: a total and the two parts it is the sum of.
+DOCUMENTS = {
+    "city_revenue.pdf": ("コンパス市 一般会計歳入決算", ("歳入合計", "一般財源", "特定財源")),
+    "city_expenditure.pdf": (
+        "コンパス市 一般会計歳出決算",
+        ("歳出合計", "経常的経費", "投資的経費"),
+    ),
+    "company_income.pdf": ("コンパス商事 損益の概要", ("売上高", "営業費用", "営業利益")),
+    "company_balance.pdf": (
+        "コンパス商事 貸借対照表の概要",
+        ("資産合計", "負債合計", "純資産合計"),
+    ),
+}
+PAGES_PER_DOCUMENT = 4
+LONGEST_SIDE = 96  # the tiny model sees 32 px: larger pages would only grow the bundle
+# Page datasets: the pipeline's generator → where the dataset is bundled.
+PAGE_DATASETS = {"ocr": "p1/ocr", "vqa": "p1/vqa", "finqa": "p3/doc_vqa"}
+PDF_DIR = "pdfs"
+
+
+def reports(rng: random.Random) -> Reports:
+    """The PDFs' contents: per page a total in 100–999 (millions of yen) and a part of it in 10–99."""
+    contents = {}
+    for name, (title, (total, rest, part)) in DOCUMENTS.items():
+        tables = []
+        for _ in range(PAGES_PER_DOCUMENT):
+            whole, piece = rng.randint(100, 999), rng.randint(10, 99)
+            tables.append([(total, whole), (rest, whole - piece), (part, piece)])
+        contents[name] = (ORIGIN + name, title, tables)
+    return contents
+
+
+def _run(argv: list[str]) -> None:
+    if compass_data(argv) != 0:
+        raise RuntimeError(f"compass-data {' '.join(argv)} failed (see stderr)")
+
+
+def build_page_data(root: Path, rng: random.Random) -> None:
+    """The PDFs with their manifest and index into <root>/pdfs/, and the page datasets the
+    pipeline makes of them into <root>/p1/ocr/, <root>/p1/vqa/ and <root>/p3/doc_vqa/. Every
+    output is made afresh in a scratch folder first (the pipeline would resume an existing one)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        pdf_dir, out = Path(scratch) / PDF_DIR, Path(scratch) / "out"
+        write_corpus(pdf_dir, pdf_dir / "sources.yaml", reports(rng), SOURCES)
+        # From inside the folder, so the index names the manifest by a path that travels with it.
+        with contextlib.chdir(pdf_dir):
+            _run(["pdfs", "--manifest", "sources.yaml", "--pdf-dir", "."])
+        teacher = ExtractiveTeacher(pdf_dir, read_index(pdf_dir)[0], LONGEST_SIDE)
+        with TeacherServer(teacher) as server:
+            options = ["--pdf-dir", str(pdf_dir), "--out", str(out), "--teacher", server.url]
+            options += ["--longest-side", str(LONGEST_SIDE), "--cache", f"{scratch}/cache.sqlite"]
+            for generator in PAGE_DATASETS:
+                _run(["synth", generator, *options])
+        made = {PDF_DIR: pdf_dir, **{to: out / name for name, to in PAGE_DATASETS.items()}}
+        for target, source in made.items():
+            shutil.rmtree(root / target, ignore_errors=True)
+            shutil.copytree(source, root / target)
 
 
 def _write(path: Path, records: list[dict]) -> None:
@@ -69,53 +105,10 @@ def _write(path: Path, records: list[dict]) -> None:
 
 
 def build(root: Path = HERE) -> None:
-    rng = random.Random(7)
-    images = root / "images"
-    images.mkdir(exist_ok=True)
-    captions, vqa = [], []
-    for colour in COLOURS:
-        for shape in SHAPES:
-            name = f"images/shape_{len(captions):02d}.png"
-            _shape_image(colour, shape, root / name)
-            captions.append(
-                _chat(
-                    f"cap-{len(captions)}",
-                    "caption",
-                    [("この画像を説明してください。", f"白い背景に{colour}い{shape}があります。")],
-                    [name],
-                )
-            )
-            vqa.append(
-                _chat(
-                    f"vqa-{len(vqa)}",
-                    "vqa",
-                    [
-                        ("図形の色は何ですか。", f"{colour}です。"),
-                        ("その根拠を示してください。", f"図形の塗りつぶしが{colour}色だからです。"),
-                    ],
-                    [name],
-                )
-            )
-    ocr, doc_vqa = [], []
-    for i in range(16):
-        sales, profit = rng.randint(100, 999), rng.randint(10, 99)
-        name = f"images/page_{i:02d}.png"
-        _page_image([f"SALES {sales}", f"PROFIT {profit}"], root / name)
-        ocr.append(
-            _chat(
-                f"ocr-{i}",
-                "ocr",
-                [("このページを書き起こしてください。", f"SALES {sales}\nPROFIT {profit}")],
-                [name],
-            )
-        )
-        doc_vqa.append(
-            _chat(f"doc-{i}", "doc_vqa", [("売上高はいくらですか。", f"{sales}億円です。")], [name])
-        )
-    _write(root / "p1" / "caption.jsonl", captions)
-    _write(root / "p1" / "ocr.jsonl", ocr)
-    _write(root / "p1" / "vqa.jsonl", vqa)
-    _write(root / "p3" / "doc_vqa.jsonl", doc_vqa)
+    # The page figures are drawn first from the one seeded stream, so the text records drawn after
+    # them (finqa) stay as they were.
+    rng = random.Random(SEED)
+    build_page_data(root, rng)
 
     harness = [
         _task_record(f"harness-{i}", "text_sft", messages, answer)
