@@ -169,21 +169,44 @@ class Scorer:
         return (tuple(ids), *map(_image_key, images))
 
     def _score_shared(self, group: list[ScoreRow]) -> list[tuple[float, bool]]:
+        """The context's keys/values are computed once; then every continuation runs in one row
+        on top of them, each segment seeing the context and its own earlier tokens only (a 4-D
+        mask and explicit positions), so the cache is never copied per continuation."""
         context = group[0].context
         prefix = torch.tensor([context[:-1]], device=self.device)
         cache = self.model.model(
             input_ids=prefix, pixel_values=self._pixels(group[0].images), use_cache=True
         ).past_key_values
-        cache.batch_repeat_interleave(len(group))
-        # Each row re-reads the context's last token, then its continuation but the last token.
-        input_ids = self._right_padded([[context[-1], *row.continuation[:-1]] for row in group])
+        # Each segment re-reads the context's last token, then its continuation but the last token.
+        segments = [[context[-1], *row.continuation[:-1]] for row in group]
         hidden = self.model.model(
-            input_ids=input_ids, cache=cache, use_cache=True
-        ).last_hidden_state
+            input_ids=torch.tensor(
+                [[t for segment in segments for t in segment]], device=self.device
+            ),
+            position_ids=torch.tensor(
+                [[len(prefix[0]) + j for segment in segments for j in range(len(segment))]],
+                device=self.device,
+            ),
+            attention_mask=self._segment_mask(len(prefix[0]), [len(s) for s in segments]),
+            cache=cache,
+            use_cache=True,
+        ).last_hidden_state[0]
+        ends = torch.tensor([len(s) for s in segments]).cumsum(0).tolist()
         return [
-            self._continuation_score(hidden[i, : len(row.continuation)], row.continuation)
-            for i, row in enumerate(group)
+            self._continuation_score(hidden[end - len(row.continuation) : end], row.continuation)
+            for end, row in zip(ends, group, strict=True)
         ]
+
+    def _segment_mask(self, cached: int, lengths: list[int]) -> torch.Tensor:
+        """Additive mask (1, 1, queries, cached + queries): all of the cache, and causal within
+        each segment; what eager and SDPA attention both take as given."""
+        segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+        step = torch.arange(len(segment))
+        allowed = (segment[:, None] == segment[None, :]) & (step[:, None] >= step[None, :])
+        allowed = torch.cat([torch.ones(len(segment), cached, dtype=torch.bool), allowed], dim=1)
+        mask = torch.zeros(allowed.shape, dtype=self.model.dtype)
+        mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
+        return mask[None, None].to(self.device)
 
     def _score_passes(self, batch: list[_Pass]) -> list[tuple[int, tuple[float, bool]]]:
         """Each target's continuation ends where its pass's input ends."""
