@@ -58,6 +58,18 @@ def finished(path: Path) -> dict[str, Any] | None:
     return read_manifest(path) if (path / MANIFEST).is_file() else None
 
 
+def made_by(manifest: dict[str, Any], recipe: Recipe, phase: PhaseSpec) -> bool:
+    """Whether a finished checkpoint is what `phase` of `recipe` would train now: the same stage
+    recipes on data with the same fingerprints (a changed learning rate or training file means
+    the old checkpoint answers another question)."""
+    done = manifest.get("stages", [])
+    if [stage["recipe"] for stage in done] != [asdict(stage) for stage in phase.stages]:
+        return False
+    recorded = [data["sha256"] for stage in done for data in stage["data"]]
+    now = [fingerprint(recipe.data_path(entry))["sha256"] for s in phase.stages for entry in s.data]
+    return recorded == now
+
+
 def phases_to_run(recipe: Recipe, options: RunOptions) -> list[str]:
     names = [ROOT_PHASE] + [p.name for p in recipe.phases]
     if options.only is None:
@@ -207,10 +219,13 @@ class PhaseRunner:
             raise CompassInputError(f"phase {phase.name}: parent checkpoint {parent_dir} missing")
         current = finished(target)
         if current and not self.options.force:
-            if current.get("parent_run_id") == parent["run_id"]:
+            if current.get("parent_run_id") != parent["run_id"]:
+                self._announce(f"{phase.name}: parent {phase.parent} changed since; retraining")
+            elif not made_by(current, self.recipe, phase):
+                self._announce(f"{phase.name}: its stages or data changed since; retraining")
+            else:
                 self._announce(f"{phase.name}: finished checkpoint kept ({target})")
                 return target
-            self._announce(f"{phase.name}: parent {phase.parent} changed since; retraining")
         work = out / WORK / phase.name
         if self.accelerator.is_main_process:
             # Saved work is only worth resuming on top of the same parent.

@@ -204,3 +204,16 @@ def test_bf16_weights_with_bf16_autocast_train_and_save_in_bf16(tmp_path: Path) 
     changed = _changed(p1, p3)
     assert changed and all("language_model" in k for k in changed)
     assert _manifest(tmp_path / "p3")["mixed_precision"] == "bf16"
+
+
+def test_a_phase_whose_stages_changed_is_retrained(demo: Path, tmp_path, capsys) -> None:
+    before = {p: _manifest(demo / p)["run_id"] for p in PHASES}
+    recipe = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    p3 = next(phase for phase in recipe["phases"] if phase["name"] == "p3")
+    p3["stages"][0]["lr"] = p3["stages"][0]["lr"] / 2
+    changed = tmp_path / "demo.yaml"
+    changed.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    assert main(["run", str(changed), "--out", str(demo), "--set", "stages.max_steps=2"]) == 0
+    after = {p: _manifest(demo / p)["run_id"] for p in PHASES}
+    assert after["p3"] != before["p3"] and {**after, "p3": before["p3"]} == before
+    assert "p3: its stages or data changed since; retraining" in capsys.readouterr().out
