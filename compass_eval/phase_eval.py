@@ -2,8 +2,8 @@
 
 Calls lm-eval's Python API as its CLI would (samples logged, results written by lm-eval's own
 tracker), one folder per phase. A phase already evaluated with the same settings on the same
-checkpoint files is skipped, so a rerun after a crash or after training one more phase only does
-what is missing. A phase's folder appears only once its evaluation is complete.
+checkpoint files and data files is skipped, so a rerun after a crash or after training one more
+phase only does what is missing. A phase's folder appears only once its evaluation is complete.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compass_eval.data.root import data_root
 from compass_model.atomic import staged_directory
 from compass_model.checkpoint import check_checkpoint_dir
 from compass_model.errors import CompassInputError
@@ -42,6 +43,29 @@ def checkpoint_identity(checkpoint: Path) -> dict[str, Any]:
     """Cheap to compute even for 17 GB of weights: file sizes and modification times."""
     files = sorted(checkpoint.glob("*.safetensors")) + sorted(checkpoint.glob("*.json"))
     return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+
+
+def data_identity() -> dict[str, Any]:
+    """The data root in force and its files' sizes and modification times: evaluating against
+    other or changed data is not "already done"."""
+    root = data_root()
+    files = sorted(path for path in root.rglob("*") if path.is_file()) if root.is_dir() else []
+    return {
+        "root": str(root),
+        "files": {
+            f.relative_to(root).as_posix(): [f.stat().st_size, f.stat().st_mtime_ns] for f in files
+        },
+    }
+
+
+def _marker(checkpoint: Path, settings: EvalSettings) -> dict[str, Any]:
+    """What makes two evaluations of a phase interchangeable, as its JSON reads back."""
+    marker = {
+        "settings": dataclasses.asdict(settings),
+        "checkpoint": checkpoint_identity(checkpoint),
+        "data": data_identity(),
+    }
+    return json.loads(json.dumps(marker))
 
 
 def _already_done(folder: Path, wanted: dict[str, Any]) -> bool:
@@ -77,10 +101,7 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
         tracker.save_results_aggregated(results=results, samples=samples)
         for task_name in results["configs"]:
             tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
-        marker = {
-            "settings": dataclasses.asdict(settings),
-            "checkpoint": checkpoint_identity(checkpoint),
-        }
+        marker = _marker(checkpoint, settings)
         (staging / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
 
 
@@ -91,11 +112,7 @@ def evaluate_phases(
     folders = {phase: check_checkpoint_dir(checkpoints / phase) for phase in phases}
     outcome = {}
     for phase, checkpoint in folders.items():
-        wanted = {
-            "settings": json.loads(json.dumps(dataclasses.asdict(settings))),
-            "checkpoint": checkpoint_identity(checkpoint),
-        }
-        if not force and _already_done(out / phase, wanted):
+        if not force and _already_done(out / phase, _marker(checkpoint, settings)):
             outcome[phase] = "skipped (already evaluated with these settings)"
             continue
         evaluate_phase(checkpoint, phase, settings, out)

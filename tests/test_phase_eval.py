@@ -46,6 +46,16 @@ def test_evaluates_each_phase_once_and_refuses_a_missing_checkpoint(tmp_path, ti
     changed = run_cli([*command[:-2], "--limit", "3", *command[-2:]], cwd=tmp_path)
     assert changed.stdout.count("evaluated") == 2, changed.stderr[-2000:]
 
+    # Other data under the same settings is not "already evaluated" either.
+    other_data = tmp_path / "other-data"
+    (other_data / "gsm8k").mkdir(parents=True)
+    (other_data / "gsm8k" / "test.jsonl").write_text("", encoding="utf-8")
+    moved = run_cli(command, cwd=tmp_path, COMPASS_DATA_DIR=str(other_data))
+    assert moved.stdout.count("evaluated") == 2, moved.stderr[-2000:]
+    (other_data / "gsm8k" / "test.jsonl").write_text("{}\n", encoding="utf-8")
+    edited = run_cli(command, cwd=tmp_path, COMPASS_DATA_DIR=str(other_data))
+    assert edited.stdout.count("evaluated") == 2, edited.stderr[-2000:]
+
     missing = run_cli([*command[:4], "p0", "p2", *command[6:]], cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("compass-eval: error:")
