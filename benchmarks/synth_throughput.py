@@ -9,7 +9,6 @@ with a teacher that takes time, i.e. the pipeline is bound by the teacher, not b
 from __future__ import annotations
 
 import argparse
-import hashlib
 import multiprocessing
 import os
 import sys
@@ -25,7 +24,6 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
 from compass_train.synth.config import SynthConfig, TeacherConfig
-from compass_train.synth.pages import load_page
 from compass_train.synth.pipeline import run_synth
 from compass_train.synth.server import TeacherServer
 from compass_train.synth.sources import (
@@ -36,6 +34,7 @@ from compass_train.synth.sources import (
     write_index,
 )
 from compass_train.synth.teacher import TeacherRequest
+from compass_train.synth.text_layer import ExtractiveTeacher
 
 FONT = "HeiseiMin-W3"
 
@@ -52,28 +51,22 @@ def make_pdf(path: Path, pages: int) -> None:
     sheet.save()
 
 
-class TextLayerTeacher:
-    """Transcribes a page by returning its text layer (found by the image's hash): instant, and the
-    OCR output passes validation, so every page goes the whole way to a written record."""
-
-    model = "text-layer"
+class DelayedTeacher(ExtractiveTeacher):
+    """Transcribes a page from its text layer (the OCR passes validation, so every page goes the
+    whole way to a written record), after a fixed latency like a real model's."""
 
     def __init__(self, pdf_dir: Path, pdfs: list[IndexedPdf], latency: float) -> None:
+        super().__init__(pdf_dir, pdfs)
         self.latency = latency
-        self.texts = {}
-        for pdf in pdfs:
-            for index in range(pdf.pages):
-                page = load_page(pdf_dir / pdf.path, index, 384)
-                self.texts[page.image_sha256] = page.text
 
     def complete(self, request: TeacherRequest) -> str:
         if self.latency:
             threading.Event().wait(self.latency)
-        return self.texts[hashlib.sha256(request.images[0]).hexdigest()]
+        return super().complete(request)
 
 
 def serve(pdf_dir: Path, latency: float, urls: multiprocessing.Queue) -> None:
-    with TeacherServer(TextLayerTeacher(pdf_dir, read_index(pdf_dir)[0], latency)) as server:
+    with TeacherServer(DelayedTeacher(pdf_dir, read_index(pdf_dir)[0], latency)) as server:
         urls.put(server.url)
         threading.Event().wait()
 
