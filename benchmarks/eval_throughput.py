@@ -10,6 +10,7 @@ identical, then prints the wall-time ratio.
     COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task cma_basics-1.0-0.1
     python benchmarks/eval_throughput.py --task edinet_fraud --long-edinet 8
     python benchmarks/eval_throughput.py --task edinet_industry --long-edinet 4
+    python benchmarks/eval_throughput.py --task edinet_fraud --long-edinet 8 --paper-vocab --batch-size 1
 
 `--long-edinet N` writes N synthetic EDINET-Bench records with long statements for every EDINET
 task into a temporary data root; the task's own truncation policy cuts each report to 12,000
@@ -18,6 +19,12 @@ The binary tasks share that context between two one-token answers, which `hf` al
 row; the industry task has sixteen multi-token answers per context, which `hf` recomputes one by
 one. (Where a context overflows the window, lm-eval cuts every context+answer row on its own, so
 the sixteen contexts differ and there is nothing left to share: both models recompute.)
+
+`--paper-vocab` widens the output layer to the paper's 98,304-token vocabulary: `hf` turns every
+position of a long context into log-probabilities over the whole vocabulary, `compass` only the
+continuation's positions. With the tiny tokenizer's 1,024 tokens that difference is small; at
+the paper's width it dominates a one-token answer after a long context (use --batch-size 1:
+`hf` then holds ~3.7 GB of log-probabilities per 9.4k-token row).
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from compass_eval.data.edinet import INDUSTRIES, TASKS
 from compass_eval.lm import CompassLM
 from compass_model.assemble import build_random
 from compass_model.checkpoint import export_language_model, save_checkpoint
-from compass_model.config import TINY
+from compass_model.config import PAPER, TINY
 
 BENCH = dataclasses.replace(
     TINY,
@@ -122,6 +129,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--long-edinet", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--paper-vocab",
+        action="store_true",
+        help="widen the output layer to the paper's vocabulary (the tiny tokenizer still writes "
+        "the ids), so every scored position costs what it costs on the paper's model",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +142,8 @@ def main() -> None:
             _write_long_edinet(Path(tmp) / "data", args.long_edinet)
             os.environ["COMPASS_DATA_DIR"] = str(Path(tmp) / "data")
         model, processor = build_random(BENCH)
+        if args.paper_vocab:
+            model.resize_token_embeddings(PAPER.text["vocab_size"])
         checkpoint = save_checkpoint(model, processor, Path(tmp) / "ckpt", {"phase": "bench"})
         language_model = export_language_model(model, processor, Path(tmp) / "lm")
         models = {
@@ -149,7 +164,10 @@ def main() -> None:
     worst = max(abs(ours - theirs) for ours, theirs in pairs)
     # Long continuations sum many log-probabilities: compare relative to the total's size.
     relative = max(abs(ours - theirs) / max(1.0, abs(theirs)) for ours, theirs in pairs)
-    print(f"task {args.task}: {len(pairs)} requests, batch size {args.batch_size}")
+    vocabulary = model.config.text_config.vocab_size
+    print(
+        f"task {args.task}: {len(pairs)} requests, batch size {args.batch_size}, vocabulary {vocabulary:,}"
+    )
     print(f"max |Δ loglikelihood| compass vs hf: {worst:.2e} (relative {relative:.1e})")
     print(f"identical metrics: {same}")
     print(f"hf      {best['hf']:.2f} s (best of {args.repeats})")
