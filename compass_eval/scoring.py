@@ -173,28 +173,27 @@ class Scorer:
         on top of them, each segment seeing the context and its own earlier tokens only (a 4-D
         mask and explicit positions), so the cache is never copied per continuation."""
         context = group[0].context
-        prefix = torch.tensor([context[:-1]], device=self.device)
+        cached = len(context) - 1
         cache = self.model.model(
-            input_ids=prefix, pixel_values=self._pixels(group[0].images), use_cache=True
+            input_ids=torch.tensor([context[:-1]], device=self.device),
+            pixel_values=self._pixels(group[0].images),
+            use_cache=True,
         ).past_key_values
-        # Each segment re-reads the context's last token, then its continuation but the last token.
-        segments = [[context[-1], *row.continuation[:-1]] for row in group]
+        # Each segment re-reads the context's last token, then its continuation but the last
+        # token: as long as its continuation.
+        lengths = [len(row.continuation) for row in group]
+        segments = [t for row in group for t in (context[-1], *row.continuation[:-1])]
+        positions = torch.cat([torch.arange(n) for n in lengths]) + cached
         hidden = self.model.model(
-            input_ids=torch.tensor(
-                [[t for segment in segments for t in segment]], device=self.device
-            ),
-            position_ids=torch.tensor(
-                [[len(prefix[0]) + j for segment in segments for j in range(len(segment))]],
-                device=self.device,
-            ),
-            attention_mask=self._segment_mask(len(prefix[0]), [len(s) for s in segments]),
+            input_ids=torch.tensor([segments], device=self.device),
+            position_ids=positions[None].to(self.device),
+            attention_mask=self._segment_mask(cached, lengths),
             cache=cache,
             use_cache=True,
         ).last_hidden_state[0]
-        ends = torch.tensor([len(s) for s in segments]).cumsum(0).tolist()
         return [
-            self._continuation_score(hidden[end - len(row.continuation) : end], row.continuation)
-            for end, row in zip(ends, group, strict=True)
+            self._continuation_score(states, row.continuation)
+            for states, row in zip(hidden.split(lengths), group, strict=True)
         ]
 
     def _segment_mask(self, cached: int, lengths: list[int]) -> torch.Tensor:
