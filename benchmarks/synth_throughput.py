@@ -18,11 +18,8 @@ import time
 from pathlib import Path
 
 import yaml
-from reportlab.lib.pagesizes import A4
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfgen import canvas
 
+from compass_train.demo_data.report_pdfs import make_report_pdf
 from compass_train.synth.config import SynthConfig, TeacherConfig
 from compass_train.synth.pipeline import run_synth
 from compass_train.synth.server import TeacherServer
@@ -36,19 +33,14 @@ from compass_train.synth.sources import (
 from compass_train.synth.teacher import TeacherRequest
 from compass_train.synth.text_layer import ExtractiveTeacher
 
-FONT = "HeiseiMin-W3"
+ROWS = 20  # table rows per page: a page's worth of text to transcribe
 
 
-def make_pdf(path: Path, pages: int) -> None:
-    pdfmetrics.registerFont(UnicodeCIDFont(FONT))
-    sheet = canvas.Canvas(str(path), pagesize=A4, invariant=1)
-    for page in range(pages):
-        sheet.setFont(FONT, 12)
-        sheet.drawString(60, 780, f"予算の概要 第{page + 1}表")
-        for row in range(20):
-            sheet.drawString(60, 750 - 18 * row, f"項目{row + 1} {1000 + 17 * page + row:,} 百万円")
-        sheet.showPage()
-    sheet.save()
+def bench_tables(pages: int) -> list[list[tuple[str, int]]]:
+    """One table per page, every page's figures different (the teacher finds pages by image)."""
+    return [
+        [(f"項目{row + 1}", 1000 + 17 * page + row) for row in range(ROWS)] for page in range(pages)
+    ]
 
 
 class DelayedTeacher(ExtractiveTeacher):
@@ -91,7 +83,7 @@ def main() -> None:
         work = Path(tmp)
         pdf_dir = work / "pdfs"
         pdf_dir.mkdir()
-        make_pdf(pdf_dir / "bench.pdf", args.pages)
+        make_report_pdf(pdf_dir / "bench.pdf", "予算の概要", bench_tables(args.pages))
         manifest = work / "sources.yaml"
         manifest.write_text(
             yaml.safe_dump(
