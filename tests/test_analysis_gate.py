@@ -8,7 +8,9 @@ import pytest
 from compass_eval.analysis.gate_cli import main
 
 RUNS = Path(__file__).parent / "fixtures" / "analysis" / "runs"
-PHASES = ["--results", str(RUNS), "--phases", "p0", "p1", "p2", "p3", "--iters", "200"]
+BASE = ["--results", str(RUNS), "--phases", "p0", "p1", "p2", "p3", "--iters", "200"]
+# Most fixture benchmarks have no sample logs: these tests exercise the point rule.
+PHASES = [*BASE, "--no-require-significant"]
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +38,16 @@ def test_regression_against_peak_exits_1(capsys):
         "0.0500",
         "0.2000",
         "0.0500",
+        "—",
+        "—",
         "regression",
     ]
     # gsm8k: peak p2 0.50, p3 0.45: a drop of exactly the threshold holds
-    assert rows["gsm8k"][1:] == ["p2", "0.5000", "0.4500", "0.0500", "0.0500", "held"]
+    assert rows["gsm8k"][1:6] == ["p2", "0.5000", "0.4500", "0.0500", "0.0500"]
+    assert rows["gsm8k"][-1] == "held"
     assert rows["edinet_fraud"][-1] == "held"
-    assert rows["gsm8k_cot_xml"][-1] == "no comparison"
+    # p3 was not evaluated on gsm8k_cot_xml: missing evidence is a failure, never a pass
+    assert rows["gsm8k_cot_xml"][-1] == "missing in candidate"
 
 
 def test_against_p0_and_named_candidate(capsys):
@@ -59,20 +65,33 @@ def test_policy_ignores_and_thresholds(tmp_path, capsys):
     assert main([*PHASES, "--policy", str(policy)]) == 1
     rows = _rows(capsys.readouterr().out)
     assert rows["edinet_industry"][-1] == "ignored"
-    assert rows["gsm8k"][-2:] == ["0.0100", "regression"]
-    policy.write_text("benchmarks:\n  edinet_industry: {ignore: true}\n")
+    assert rows["gsm8k"][5] == "0.0100" and rows["gsm8k"][-1] == "regression"
+    policy.write_text(
+        "benchmarks:\n  edinet_industry: {ignore: true}\n  gsm8k_cot_xml: {ignore: true}\n"
+    )
     assert main([*PHASES, "--policy", str(policy)]) == 0
 
 
 def test_significance_requirement(tmp_path, capsys):
     policy = tmp_path / "gate.yaml"
-    policy.write_text("benchmarks:\n  edinet_industry: {require_significant: true}\n")
-    # p2 -> p3 loses 8 of 40 documents and gains none: significant
+    policy.write_text(
+        "benchmarks:\n  edinet_industry: {require_significant: true, max_drop: 0.0}\n"
+        "  gsm8k_cot_xml: {ignore: true}\n"
+    )
+    # p2 -> p3 loses 8 of 40 documents and gains none: exact p = 1/256, x3 references (Holm)
     assert main([*PHASES, "--policy", str(policy)]) == 1
-    assert _rows(capsys.readouterr().out)["edinet_industry"][-1] == "regression"
+    row = _rows(capsys.readouterr().out)["edinet_industry"]
+    assert row[1] == "p2" and row[6:] == ["0.004", "0.012", "regression"]
+    # against a 5-point margin the same 8–0 is not enough evidence after the correction
+    policy.write_text(
+        "benchmarks:\n  edinet_industry: {require_significant: true}\n"
+        "  gsm8k_cot_xml: {ignore: true}\n"
+    )
+    assert main([*PHASES, "--policy", str(policy)]) == 0
+    assert _rows(capsys.readouterr().out)["edinet_industry"][-1] == "held"
     # gsm8k has no sample logs, so its significance cannot be tested: bad input
-    policy.write_text("max_drop: 0.01\nrequire_significant: true\n")
-    assert main([*PHASES, "--policy", str(policy)]) == 2
+    policy.write_text("max_drop: 0.01\n")
+    assert main([*BASE, "--policy", str(policy)]) == 2
     assert "paired test" in capsys.readouterr().err
 
 
@@ -83,19 +102,20 @@ def test_step_summary_appended(tmp_path, monkeypatch, capsys):
     assert main([*PHASES]) == 1
     text = summary.read_text()
     assert text.startswith("earlier step\n## compass-gate\n")
-    assert "| edinet_industry | p2 | 0.2500 | 0.0500 | 0.2000 | 0.0500 | regression |" in text
-    assert "Gate: FAILED (edinet_industry)" in text
+    assert (
+        "| edinet_industry | p2 | 0.2500 | 0.0500 | 0.2000 | 0.0500 | — | — | regression |" in text
+    )
+    assert "Gate: FAILED (gsm8k_cot_xml, edinet_industry)" in text
 
 
 def test_gate_reads_report_json(tmp_path, capsys):
     from compass_eval.analysis.report_cli import main as report_main
 
     out = tmp_path / "out"
-    assert report_main([*PHASES, "--out", str(out)]) == 0
-    assert main(["--report", str(out / "report.json")]) == 1
-    assert (
-        main(["--report", str(out / "report.json"), "--candidate", "p2", "--max-drop", "0.1"]) == 0
-    )
+    assert report_main([*BASE, "--out", str(out)]) == 0
+    point = ["--report", str(out / "report.json"), "--no-require-significant"]
+    assert main(point) == 1
+    assert main([*point, "--candidate", "p2", "--max-drop", "0.1"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -140,7 +160,9 @@ def test_exit_status_of_the_real_process(tmp_path):
 
     gate = [sys.executable, "-m", "compass_eval.analysis.gate_cli"]
     failed = subprocess.run([*gate, *PHASES], capture_output=True, text=True, timeout=120)
-    assert failed.returncode == 1 and "Gate: FAILED (edinet_industry)" in failed.stdout
+    assert (
+        failed.returncode == 1 and "Gate: FAILED (gsm8k_cot_xml, edinet_industry)" in failed.stdout
+    )
     bad = subprocess.run(
         [*gate, "--results", str(tmp_path), "--phases", "p0", "p1"],
         capture_output=True,

@@ -65,11 +65,23 @@ def test_missing_metric(runs, tmp_path, capsys):
     _fails(argv, capsys, "task 'edinet_fraud' has no 'roc_auc' metric")
 
 
-def test_nan_score(runs, tmp_path, capsys):
+def test_undefined_score_is_shown_as_such(runs, tmp_path):
+    """A NaN metric (ROC-AUC of one class) is undefined in that phase; the report goes on."""
     path = _results_file(runs, "p1")
     path.write_text(path.read_text().replace('"acc,none": 0.2,', '"acc,none": NaN,', 1))
+    out = tmp_path / "o"
+    assert main(["--results", str(runs), "--phases", "p0", "p1", "--out", str(out)]) == 0
+    entry = json.loads((out / "report.json").read_text())["benchmarks"]["edinet_industry"]
+    assert entry["scores"]["p1"] is None and "undefined" in entry["undefined"]["p1"]
+    assert entry["complete"] is False
+    assert "undefined" in (out / "report.md").read_text()
+
+
+def test_infinite_score(runs, tmp_path, capsys):
+    path = _results_file(runs, "p1")
+    path.write_text(path.read_text().replace('"acc,none": 0.2,', '"acc,none": Infinity,', 1))
     argv = ["--results", str(runs), "--phases", "p0", "p1", "--out", str(tmp_path / "o")]
-    _fails(argv, capsys, "is nan, not a finite number")
+    _fails(argv, capsys, "is inf, not a finite number")
 
 
 def test_duplicate_phase_names(runs, tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_report_reads_real_lm_eval_output(tmp_path):
     assert report["notes"] == []
     fraud = report["benchmarks"]["edinet_fraud"]
     assert fraud["scores"]["p0"] == results["results"]["edinet_fraud"]["roc_auc,none"]
-    assert fraud["ci"]["p0"][0] <= fraud["scores"]["p0"] <= fraud["ci"]["p0"][1]
+    assert fraud["ci"]["p0"]["low"] <= fraud["scores"]["p0"] <= fraud["ci"]["p0"]["high"]
     chabsa = report["subtasks"]["jp_fin_harness"]["chabsa"]
     assert chabsa["scores"]["p0"] == results["results"]["chabsa"]["f1,none"]
     assert chabsa["ci"]["p0"] is not None

@@ -10,6 +10,9 @@ from compass_eval.analysis.results import PhaseResults, TaskResult
 # Task -> (headline metric, preferred lm-eval filter). A contract with the task definitions.
 TASK_METRICS: dict[str, tuple[str, str | None]] = {
     "gsm8k": ("exact_match", "strict-match"),
+    "edinet_bench_earnings": ("roc_auc", None),
+    "edinet_bench_fraud": ("roc_auc", None),
+    "edinet_bench_industry": ("acc", None),
     "gsm8k_cot_xml": ("exact_match", None),
     "edinet_earnings": ("roc_auc", None),
     "edinet_fraud": ("roc_auc", None),
@@ -24,6 +27,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "edinet": ("edinet_earnings", "edinet_fraud", "edinet_industry"),
     "jp_fin_harness": ("chabsa", "cma_basics", "cpa_audit", "fp2", "security_sales_1"),
 }
+# Compass's own copy of a task that lm-eval also defines, scored identically: one benchmark.
+TASK_ALIASES: dict[str, str] = {"compass_gsm8k": "gsm8k"}
 # The per-phase table: single tasks, then groups scored as one number.
 BENCHMARKS: tuple[str, ...] = (
     "gsm8k",
@@ -31,6 +36,9 @@ BENCHMARKS: tuple[str, ...] = (
     "edinet_earnings",
     "edinet_fraud",
     "edinet_industry",
+    "edinet_bench_earnings",
+    "edinet_bench_fraud",
+    "edinet_bench_industry",
     "jp_fin_harness",
 )
 LEADERBOARD_METRIC = "mean"
@@ -64,6 +72,14 @@ class BenchmarkScore:
     value: float
     parts: tuple[TaskScore, ...]
     variant: str | None = None
+    # A group's competing prompt variants (the chosen one included), each with the subtasks its
+    # mean covers, so resampling repeats the choice; one entry for a single task.
+    candidates: tuple[tuple[str | None, tuple[TaskScore, ...]], ...] = ()
+    zero_left_out: tuple[str, ...] = ()
+
+    @property
+    def undefined(self) -> bool:
+        return self.value != self.value  # NaN: e.g. ROC-AUC with one class
 
 
 def split_variant(task_name: str) -> tuple[str, str]:
@@ -78,18 +94,39 @@ def task_score(subtask: str, task: TaskResult) -> TaskScore:
     return TaskScore(subtask=subtask, task=task, metric=metric, key=key, value=value)
 
 
+def canonical_tasks(tasks: dict[str, TaskResult]) -> dict[str, TaskResult]:
+    """Tasks under the benchmark names the report uses (`compass_gsm8k` is `gsm8k`)."""
+    renamed = dict(tasks)
+    for alias, name in TASK_ALIASES.items():
+        if alias in renamed and name not in renamed:
+            renamed[name] = renamed.pop(alias)
+    return renamed
+
+
 def score_phase(phase: PhaseResults) -> dict[str, BenchmarkScore]:
     """Every benchmark this phase has results for; absent ones are simply left out."""
+    tasks = canonical_tasks(phase.tasks)
     scores: dict[str, BenchmarkScore] = {}
     for name in BENCHMARKS:
         if name in GROUPS:
-            best = leaderboard_score(name, phase.tasks)
+            best = leaderboard_score(name, tasks)
             if best is not None:
                 scores[name] = best
-        elif name in phase.tasks:
-            part = task_score(name, phase.tasks[name])
-            scores[name] = BenchmarkScore(name, part.metric, part.value, (part,))
+        elif name in tasks:
+            part = task_score(name, tasks[name])
+            scores[name] = BenchmarkScore(
+                name, part.metric, part.value, (part,), None, ((None, (part,)),)
+            )
     return scores
+
+
+def leaderboard_mean(parts: tuple[TaskScore, ...]) -> tuple[float, tuple[TaskScore, ...]]:
+    """The harness leaderboard's average: a subtask scoring exactly 0 is left out (`if result:`
+    in japanese-lm-fin-harness's make_leaderboard.py); returns the mean and the parts it covers."""
+    counted = tuple(p for p in parts if p.value != 0.0)
+    if not counted:
+        return 0.0, parts
+    return sum(p.value for p in counted) / len(counted), counted
 
 
 def leaderboard_score(group: str, tasks: dict[str, TaskResult]) -> BenchmarkScore | None:
@@ -100,7 +137,7 @@ def leaderboard_score(group: str, tasks: dict[str, TaskResult]) -> BenchmarkScor
     """
     subtasks = GROUPS[group]
     variants = {split_variant(name)[1] for name in tasks if split_variant(name)[0] in subtasks}
-    best: BenchmarkScore | None = None
+    competing: list[tuple[str, float, tuple[TaskScore, ...], tuple[TaskScore, ...]]] = []
     for variant in sorted(variants, key=lambda v: (v != DEFAULT_VARIANT, v)):
         parts = []
         for subtask in subtasks:
@@ -109,10 +146,20 @@ def leaderboard_score(group: str, tasks: dict[str, TaskResult]) -> BenchmarkScor
                 break
             parts.append(task_score(subtask, task))
         else:
-            value = sum(p.value for p in parts) / len(parts)
-            if best is None or value > best.value:
-                best = BenchmarkScore(group, LEADERBOARD_METRIC, value, tuple(parts), variant)
-    return best
+            value, counted = leaderboard_mean(tuple(parts))
+            competing.append((variant, value, tuple(parts), counted))
+    if not competing:
+        return None
+    variant, value, parts, counted = max(competing, key=lambda c: c[1])  # first wins ties
+    return BenchmarkScore(
+        benchmark=group,
+        metric=LEADERBOARD_METRIC,
+        value=value,
+        parts=parts,
+        variant=variant,
+        candidates=tuple((c[0], c[3]) for c in competing),
+        zero_left_out=tuple(p.subtask for p in parts if p not in counted),
+    )
 
 
 def _variant_task(tasks: dict[str, TaskResult], subtask: str, variant: str) -> TaskResult | None:
@@ -134,6 +181,7 @@ def group_parts(
     """
     if group in scores:
         return {p.subtask: p for p in scores[group].parts}
+    tasks = canonical_tasks(tasks)
     parts = {}
     for subtask in GROUPS[group]:
         if subtask in scores:

@@ -10,8 +10,8 @@ from pathlib import Path
 from compass_eval.analysis.baselines import load_baselines
 from compass_eval.analysis.config import add_flags, override
 from compass_eval.analysis.report import ReportInputs, build_report, collect_logs, score_phases
+from compass_eval.analysis.resampling import Bootstrap
 from compass_eval.analysis.results import load_phase, parse_phase_specs
-from compass_eval.analysis.stats import Bootstrap
 from compass_model.errors import CompassInputError
 
 BAD_INPUT = 2
@@ -35,10 +35,10 @@ def add_phase_arguments(parser: argparse.ArgumentParser, required: bool = True) 
         parser,
         Bootstrap,
         {
-            "iters": "bootstrap resamples (default 1000)",
-            "seed": "bootstrap seed (default 1234)",
-            "level": "confidence level of intervals (default 0.95)",
-            "alpha": "significance level of paired tests (default 0.05)",
+            "iters": "bootstrap resamples and swap permutations (default 10000)",
+            "seed": "resampling seed (default 1234)",
+            "level": "confidence level of intervals; significance is tested at 1 − level "
+            "(default 0.95)",
         },
     )
 
@@ -46,15 +46,27 @@ def add_phase_arguments(parser: argparse.ArgumentParser, required: bool = True) 
 def report_from_args(args: argparse.Namespace) -> dict:
     """Load the phases named on the command line and compute the report's content."""
     phases = [load_phase(name, path) for name, path in parse_phase_specs(args.phases, args.results)]
+    settings = checked_settings(override(Bootstrap(), args))
     logs = collect_logs(phases, score_phases(phases))
     inputs = ReportInputs(
         phases=phases,
         logs=logs,
         baselines=load_baselines(),
-        settings=override(Bootstrap(), args),
+        settings=settings,
         allow_mismatch=args.allow_mismatch,
     )
     return build_report(inputs)
+
+
+def checked_settings(settings: Bootstrap) -> Bootstrap:
+    """Resampling settings within the range where they mean what they say."""
+    if not 100 <= settings.iters <= 1_000_000:
+        raise CompassInputError(f"--iters {settings.iters}: give 100 … 1000000 (default 10000)")
+    if settings.seed < 0:
+        raise CompassInputError(f"--seed {settings.seed}: give a seed ≥ 0")
+    if not 0.5 <= settings.level < 1.0:
+        raise CompassInputError(f"--level {settings.level}: give a level in [0.5, 1), e.g. 0.95")
+    return settings
 
 
 def run(prog: str, body: Callable[[], int]) -> int:

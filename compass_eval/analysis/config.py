@@ -72,7 +72,9 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, help_texts: dict[str, 
         scalar = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
         flag = "--" + f.name.replace("_", "-")
         if scalar is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=help_texts[f.name])
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_texts[f.name]
+            )
         else:
             parser.add_argument(flag, type=scalar, default=None, help=help_texts[f.name])
 

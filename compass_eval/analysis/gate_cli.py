@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
@@ -28,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
             "max_drop": "largest allowed drop, in the metric's own scale (default 0.05)",
             "against": "reference: 'peak' (best earlier phase, default), or a phase name",
             "candidate": "phase under test (default: the last)",
-            "require_significant": "fail only on drops that a paired test finds significant",
+            "require_significant": "fail only on a drop beyond max_drop that the one-sided paired "
+            "test finds significant after Holm's correction (default); --no-require-significant "
+            "compares point scores only (not calibrated)",
         },
     )
     return parser
@@ -65,14 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_yaml(GatePolicy, args.policy) if args.policy else GatePolicy()
         policy = override(policy, args)
         report = _load_report(args.report) if args.report else report_from_args(args)
-        candidate, rows = evaluate_gate(report, policy)
-        table = gate_table(candidate, rows)
+        result = evaluate_gate(report, policy)
+        table = gate_table(result)
         print(table, end="")
+        for warning in result.warnings:
+            print(f"compass-gate: warning: {warning}", file=sys.stderr)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write("## compass-gate\n\n" + table + "\n")
-        return 1 if any(r.failed for r in rows) else 0
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write("## compass-gate\n\n" + table + "\n")
+            except (
+                OSError
+            ) as exc:  # the verdict stands; a summary that cannot be written is not one
+                print(
+                    f"compass-gate: warning: cannot append to GITHUB_STEP_SUMMARY ({exc})",
+                    file=sys.stderr,
+                )
+        return 1 if result.failed else 0
 
     return run("compass-gate", body)
 

@@ -9,8 +9,15 @@ def find_paired(entry: dict, a: str, b: str) -> dict | None:
         if (test["a"], test["b"]) == (a, b):
             return test
         if (test["a"], test["b"]) == (b, a):
-            low, high = test["ci"]
-            return {**test, "a": a, "b": b, "delta": -test["delta"], "ci": [-high, -low]}
+            flipped = {**test, "a": a, "b": b}
+            if test["delta"] is not None:
+                flipped["delta"] = -test["delta"]
+            if test.get("ci"):
+                flipped["ci"] = [-test["ci"][1], -test["ci"][0]]
+            for one, other in (("losses", "gains"), ("p_drop", "p_gain")):
+                if one in test:
+                    flipped[one], flipped[other] = test[other], test[one]
+            return flipped
     return None
 
 
@@ -22,7 +29,7 @@ def analysis_sentences(report: dict) -> list[str]:
     for name, entry in report["benchmarks"].items():
         best = entry["best_phase"]
         text = f"{name}: peaks at {best}"
-        delta = entry["delta_vs_p0"].get(best)
+        delta = _delta(entry, base, best)
         if best != base and delta is not None:
             text += f", {delta:+.4f} vs {base}{_noise(entry, base, best)}"
         chance = entry["chance"]
@@ -37,7 +44,7 @@ def analysis_sentences(report: dict) -> list[str]:
     for phase in names[1:]:
         gains, losses = [], []
         for name, entry in report["benchmarks"].items():
-            delta = entry["delta_vs_p0"].get(phase)
+            delta = _delta(entry, base, phase)
             if delta is None or delta == 0:
                 continue
             (gains if delta > 0 else losses).append(
@@ -50,8 +57,18 @@ def analysis_sentences(report: dict) -> list[str]:
     return lines
 
 
+def _delta(entry: dict, a: str, b: str) -> float | None:
+    """b − a on the documents the paired test used, so a label never contradicts its number."""
+    test = find_paired(entry, a, b)
+    if test is not None and test["delta"] is not None:
+        return test["delta"]
+    return entry["delta_vs_p0"].get(b) if a == next(iter(entry["scores"])) else None
+
+
 def _noise(entry: dict, a: str, b: str) -> str:
     test = find_paired(entry, a, b)
     if test is None:
         return " (untested)"
+    if test["p_value"] is None:
+        return " (test undefined)"
     return " (significant)" if test["significant"] else " (within noise)"

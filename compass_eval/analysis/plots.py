@@ -22,7 +22,10 @@ def trajectory_png(name: str, entry: dict, phases: list[str], level: float) -> b
     y = np.array([np.nan if entry["scores"][p] is None else entry["scores"][p] for p in phases])
     axes.plot(x, y, marker="o", color="tab:blue", label=entry["metric"])
     if entry["ci"]:
-        bands = [entry["ci"].get(p) or [np.nan, np.nan] for p in phases]
+        bands = [
+            [ci["low"], ci["high"]] if (ci := entry["ci"].get(p)) else [np.nan, np.nan]
+            for p in phases
+        ]
         low, high = np.array(bands, dtype=float).T
         axes.fill_between(x, low, high, color="tab:blue", alpha=0.2, label=f"{100 * level:.0f}% CI")
     if entry["chance"] is not None:

@@ -21,11 +21,13 @@ from compass_eval.analysis.benchmarks import (
     task_chance,
 )
 from compass_eval.analysis.guard import find_mismatches
+from compass_eval.analysis.hypothesis import benjamini_hochberg
 from compass_eval.analysis.intervals import Logs, Resampler, interval, paired_difference
 from compass_eval.analysis.narrative import analysis_sentences
+from compass_eval.analysis.power import DISCORDANCE, POWER, minimum_detectable_drop
+from compass_eval.analysis.resampling import Bootstrap
 from compass_eval.analysis.results import PhaseResults
 from compass_eval.analysis.samples import load_sample_log
-from compass_eval.analysis.stats import Bootstrap
 from compass_eval.analysis.trajectory import best_index, column_means, trajectory
 from compass_model.errors import CompassInputError
 
@@ -46,8 +48,14 @@ def score_phases(phases: list[PhaseResults]) -> dict[str, dict[str, BenchmarkSco
 
 
 def _parts_in_use(phase: PhaseResults, scores: dict[str, BenchmarkScore]) -> list[TaskScore]:
-    """Every task score the report shows for a phase: benchmark rows and subtask rows."""
-    parts = {p.task.name: p for bench in scores.values() for p in bench.parts}
+    """Every task score the report resamples for a phase: benchmark rows (every competing
+    prompt variant of a group) and subtask rows."""
+    parts = {
+        p.task.name: p
+        for bench in scores.values()
+        for _, candidate in bench.candidates or ((None, bench.parts),)
+        for p in (*bench.parts, *candidate)
+    }
     for group in GROUPS:
         parts.update({p.task.name: p for p in group_parts(group, scores, phase.tasks).values()})
     return list(parts.values())
@@ -65,8 +73,13 @@ def collect_logs(phases: list[PhaseResults], scores: dict[str, dict[str, Benchma
         for part in _parts_in_use(phase, scores[phase.name]):
             if part.task.samples is not None:
                 count = task_chance(part, None) is None and part.subtask not in counted
+                cluster_key = part.task.metadata.get("cluster_key")
                 logs[(phase.name, part.task.name)] = load_sample_log(
-                    part.task.samples, part.metric, part.key.partition(",")[2], count
+                    part.task.samples,
+                    part.metric,
+                    part.key.partition(",")[2],
+                    count,
+                    None if cluster_key is None else str(cluster_key),
                 )
                 counted.update([part.subtask] if count else [])
     return logs
@@ -80,38 +93,62 @@ def _chance(phase: str, bench: BenchmarkScore, logs: Logs) -> float | None:
     return None if any(c is None for c in chances) else sum(chances) / len(chances)
 
 
+def _documents(phase: str, bench: BenchmarkScore, logs: Logs) -> dict | None:
+    """How many documents (and clusters) a phase's row stands on, from its sample logs."""
+    found = [logs.get((phase, part.task.name)) for part in bench.parts]
+    if any(log is None for log in found):
+        counts = [part.task.n_samples for part in bench.parts]
+        if any(c is None for c in counts):
+            return None
+        return {"documents": sum(counts), "clusters": None, "undefined": 0}
+    clusters = [len(set(log.clusters.tolist())) for log in found if log.clusters is not None]
+    return {
+        "documents": sum(len(log) for log in found),
+        "clusters": sum(clusters) if len(clusters) == len(found) else None,
+        "undefined": sum(log.undefined for log in found),
+    }
+
+
+def _detectable(metric: str, documents: dict | None, alpha: float) -> dict | None:
+    """Minimum detectable paired difference at 80% power for a 0/1 metric of this size."""
+    if documents is None or metric not in ("acc", "exact_match", "acc_norm"):
+        return None
+    n = documents["documents"]
+    return {
+        "drop": minimum_detectable_drop(n, alpha),
+        "n": n,
+        "power": POWER,
+        "discordance": DISCORDANCE,
+        "alpha": alpha,
+    }
+
+
 def _entry(
     per_phase: dict[str, BenchmarkScore | None], inputs: ReportInputs, resampler: Resampler
 ) -> dict:
     names = list(per_phase)
-    values = [b.value if b is not None else None for b in per_phase.values()]
+    present = {p: b for p, b in per_phase.items() if b is not None}
+    undefined = {p: _undefined_reason(b) for p, b in present.items() if b.undefined}
+    defined = {p: b for p, b in present.items() if not b.undefined}
+    values = [None if (b is None or b.undefined) else b.value for b in per_phase.values()]
     path = trajectory(values)
     best = best_index(values)
-    present = {p: b for p, b in per_phase.items() if b is not None}
-    intervals = {p: interval(p, b, resampler) for p, b in present.items()}
+    intervals = {p: interval(p, b, resampler) for p, b in defined.items()}
     chances = [c for p, b in present.items() if (c := _chance(p, b, inputs.logs)) is not None]
     paired = []
     for a, b in combinations(present, 2):
         test = paired_difference(a, b, present[a], present[b], resampler)
         if test is not None:
-            paired.append(
-                {
-                    "a": test.a,
-                    "b": test.b,
-                    "delta": test.delta,
-                    "ci": list(test.ci),
-                    "p_value": test.p_value,
-                    "n": test.n,
-                    "significant": test.significant,
-                }
-            )
+            paired.append(test)
     variants = {p: b.variant for p, b in present.items() if b.variant is not None}
+    documents = {p: _documents(p, b, inputs.logs) for p, b in present.items()}
+    sizes = [d for d in documents.values() if d is not None]
+    metric = next(iter(present.values())).metric
     return {
-        "metric": next(iter(present.values())).metric,
+        "metric": metric,
         "scores": dict(zip(names, values, strict=True)),
-        "ci": {p: list(intervals[p]) if intervals.get(p) else None for p in names}
-        if any(intervals.values())
-        else None,
+        "undefined": undefined,
+        "ci": {p: intervals.get(p) for p in names} if any(intervals.values()) else None,
         "best_phase": names[best] if best is not None else None,
         "forgetting": dict(zip(names, path.forgetting, strict=True)),
         "delta_vs_p0": dict(zip(names, path.delta_vs_first, strict=True)),
@@ -119,10 +156,37 @@ def _entry(
         "chance": chances[0] if chances else None,
         "variant": next(iter(set(variants.values()))) if len(set(variants.values())) == 1 else None,
         "variants": variants,
+        "zero_left_out": {p: list(b.zero_left_out) for p, b in present.items() if b.zero_left_out},
         "tasks": {p: [part.task.name for part in b.parts] for p, b in present.items()},
-        "complete": len(present) == len(names),
+        "documents": documents,
+        "detectable": _detectable(
+            metric,
+            max(sizes, key=lambda d: d["documents"]) if sizes else None,
+            inputs.settings.alpha,
+        ),
+        "complete": len(defined) == len(names),
         "paired": paired,
     }
+
+
+def _undefined_reason(bench: BenchmarkScore) -> str:
+    if bench.metric == "roc_auc":
+        return "undefined (one class only)"
+    return "undefined (NaN in the results)"
+
+
+def _adjust_for_multiplicity(entries: list[dict], alpha: float) -> None:
+    """Benjamini–Hochberg over every paired test of the report; labels use the adjusted p."""
+    tests = [t for e in entries for t in e["paired"] if t["p_value"] is not None]
+    for test, adjusted in zip(
+        tests, benjamini_hochberg([t["p_value"] for t in tests]), strict=True
+    ):
+        test["p_adjusted"] = adjusted
+        test["significant"] = bool(adjusted <= alpha)
+    for e in entries:
+        for t in e["paired"]:
+            if t["p_value"] is None:
+                t["p_adjusted"], t["significant"] = None, False
 
 
 def build_report(inputs: ReportInputs) -> dict:
@@ -137,7 +201,7 @@ def build_report(inputs: ReportInputs) -> dict:
         )
     scores = score_phases(inputs.phases)
     resampler = Resampler(inputs.logs, inputs.settings)
-    resampler.prefetch_means(
+    resampler.prefetch(
         [(p.name, part) for p in inputs.phases for part in _parts_in_use(p, scores[p.name])]
     )
     benchmarks = {}
@@ -160,6 +224,10 @@ def build_report(inputs: ReportInputs) -> dict:
                 rows[subtask] = _entry(per_phase, inputs, resampler)
         if rows:
             subtasks[group] = rows
+    _adjust_for_multiplicity(
+        [*benchmarks.values(), *(r for rows in subtasks.values() for r in rows.values())],
+        inputs.settings.alpha,
+    )
     if not benchmarks and not subtasks:
         raise CompassInputError(
             "no phase has results for a Compass benchmark or subtask ("
@@ -179,6 +247,7 @@ def build_report(inputs: ReportInputs) -> dict:
             "seed": inputs.settings.seed,
             "level": inputs.settings.level,
             "alpha": inputs.settings.alpha,
+            "multiplicity": "Benjamini-Hochberg over all paired tests of the report (FDR)",
         },
         "external": _external(inputs.baselines, benchmarks),
         "notes": notes,

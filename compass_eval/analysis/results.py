@@ -29,6 +29,7 @@ class TaskResult:
     aggregations: dict[str, str] = field(default_factory=dict)
     output_type: str | None = None
     n_choices: int | None = None
+    n_samples: int | None = None
     samples: Path | None = None
 
     def metric(self, name: str, preferred_filter: str | None = None) -> tuple[str, float]:
@@ -47,11 +48,9 @@ class TaskResult:
         else:
             key = keys[0]
         value = self.metrics[key]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        # NaN is a metric's way of saying "undefined here" (ROC-AUC of one class): the report
+        # shows it as such; anything else that is not a finite number is a broken file.
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isinf(value):
             raise CompassInputError(
                 f"{self.source}: task '{self.name}' metric '{key}' is {value!r}, not a finite "
                 "number; re-run the evaluation for this task"
@@ -131,6 +130,7 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
     versions = data.get("versions") if isinstance(data.get("versions"), dict) else {}
     n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
+    n_samples = data.get("n-samples") if isinstance(data.get("n-samples"), dict) else {}
     # "limit": null is a setting (the whole split); only an absent key is unknown.
     limit = str(config["limit"]) if "limit" in config else None
     tasks = []
@@ -151,6 +151,7 @@ def _read_results_file(path: Path, explicit: bool) -> list[TaskResult]:
                 aggregations=_aggregations(task_config),
                 output_type=_text(task_config.get("output_type")),
                 n_choices=_n_choices(task_config),
+                n_samples=_effective(n_samples.get(name)),
                 samples=_samples_path(path, name),
             )
         )
@@ -171,6 +172,12 @@ def _aggregations(task_config: dict) -> dict[str, str]:
         if isinstance(entry, dict) and "metric" in entry:
             found[str(entry["metric"])] = str(entry.get("aggregation", ""))
     return found
+
+
+def _effective(counts: object) -> int | None:
+    """lm-eval's `n-samples[task]["effective"]`: documents scored after --limit."""
+    value = counts.get("effective") if isinstance(counts, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _n_choices(task_config: dict) -> int | None:

@@ -29,13 +29,17 @@ class SampleLog:
 
     `values` is (n,) for per-sample scores (acc, exact_match) and (n, 2) for the pairs that
     corpus-level metrics aggregate: `[label, probability]` for ROC-AUC, `[gold, pred]` for F1/MCC.
-    `doc_hashes` (bytes) holds b"" where the log has no hash.
+    `doc_hashes` (bytes) holds b"" where the log has no hash. `clusters` holds each document's
+    cluster key (bytes) when the task declares one. `undefined` counts entries left out because
+    their pair has no value (a reply with no usable answer, which the aggregation drops too).
     """
 
     doc_ids: np.ndarray
     doc_hashes: np.ndarray
     values: np.ndarray
     choices: np.ndarray | None = None
+    clusters: np.ndarray | None = None
+    undefined: int = 0
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -56,11 +60,14 @@ class _Entries:
     choices: list[int] | None
 
 
-def load_sample_log(path: Path, metric: str, filter_name: str, count_choices: bool) -> SampleLog:
+def load_sample_log(
+    path: Path, metric: str, filter_name: str, count_choices: bool, cluster_key: str | None = None
+) -> SampleLog:
     """Read the entries of one filter; the metric must be present on every entry.
 
     `count_choices` records each document's number of answer choices (the request count), for
-    a chance level when the task config does not list its choices.
+    a chance level when the task config does not list its choices. `cluster_key` names the
+    document field whose equal values make a cluster (e.g. `edinet_code`: one company).
     """
     try:
         raw = path.read_bytes()
@@ -74,16 +81,43 @@ def load_sample_log(path: Path, metric: str, filter_name: str, count_choices: bo
         raise CompassInputError(
             f"{path}: no entries for filter '{filter_name}'; is it this task's log?"
         )
-    doc_ids = entries.doc_ids[keep]
-    order = np.argsort(doc_ids, kind="stable")
-    doc_ids = doc_ids[order]
-    if len(doc_ids) > 1 and np.any(doc_ids[1:] == doc_ids[:-1]):
+    order = np.argsort(entries.doc_ids[keep], kind="stable")
+    sorted_ids = entries.doc_ids[keep][order]
+    if len(sorted_ids) > 1 and np.any(sorted_ids[1:] == sorted_ids[:-1]):
         raise CompassInputError(f"{path}: a doc_id appears twice for filter '{filter_name}'")
-    values = _values(path, metric, [entries.values[i] for i in keep])[order]
+    values, defined = _values(path, metric, [entries.values[i] for i in keep])
+    order = order[defined[order]]
     choices = None
     if entries.choices is not None:
         choices = np.maximum(np.array(entries.choices, dtype=float)[keep][order], 1.0)
-    return SampleLog(doc_ids, entries.hashes[keep][order], values, choices)
+    clusters = None
+    if cluster_key is not None:
+        clusters = _cluster_keys(path, raw, cluster_key)[keep][order]
+    return SampleLog(
+        doc_ids=entries.doc_ids[keep][order],
+        doc_hashes=entries.hashes[keep][order],
+        values=values[order],
+        choices=choices,
+        clusters=clusters,
+        undefined=int((~defined).sum()),
+    )
+
+
+def _cluster_keys(path: Path, raw: bytes, key: str) -> np.ndarray:
+    """Each line's first `"key": value` (the document's own field: `doc` follows `doc_id`)."""
+    pattern = re.compile(rb'"' + re.escape(key.encode()) + rb'": ("(?:[^"\\\n]|\\.)*"|-?\d+)')
+    found = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = pattern.search(line)
+        if match is None:
+            raise CompassInputError(
+                f"{path}:{number}: the task declares cluster_key '{key}' but this document has no "
+                "such field; fix the task metadata or the data"
+            )
+        found.append(match[1])
+    return np.array(found)
 
 
 def _fast_entries(raw: bytes, metric: str, count_choices: bool) -> _Entries | None:
@@ -151,7 +185,15 @@ def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _
     )
 
 
-def _values(path: Path, metric: str, raw: list) -> np.ndarray:
+def _values(path: Path, metric: str, raw: list) -> tuple[np.ndarray, np.ndarray]:
+    """The values, and which entries are defined (a pair holding null is not)."""
+    defined = np.array([not (isinstance(v, list | tuple) and None in v) for v in raw], dtype=bool)
+    if not defined.all():
+        kept = [v for v, ok in zip(raw, defined, strict=True) if ok]
+        values, _ = _values(path, metric, kept) if kept else (np.empty((0, 2)), None)
+        full = np.full((len(raw), 2), np.nan)
+        full[defined] = values
+        return full, defined
     if all(isinstance(v, list | tuple) and len(v) == 2 for v in raw):
         try:
             values = np.array(raw, dtype=float)
@@ -174,4 +216,4 @@ def _values(path: Path, metric: str, raw: list) -> np.ndarray:
         raise CompassInputError(
             f"{path}: '{metric}' has NaN or infinite values; re-run the evaluation"
         )
-    return values
+    return values, defined

@@ -7,6 +7,7 @@ percentage; report.json keeps lm-eval's fractions.
 from __future__ import annotations
 
 from compass_eval.analysis.benchmarks import UNSCALED_METRICS as _UNSCALED
+from compass_eval.analysis.hypothesis import format_p
 
 
 def fmt(metric: str, value: float | None) -> str:
@@ -21,8 +22,8 @@ def fmt_delta(metric: str, value: float | None) -> str:
     return f"{value:+.3f}" if metric in _UNSCALED else f"{100 * value:+.2f} pt"
 
 
-def _ci(metric: str, ci: list[float] | None) -> str:
-    return f"[{fmt(metric, ci[0])}, {fmt(metric, ci[1])}]" if ci else ""
+def _ci(metric: str, ci: dict | None) -> str:
+    return f"[{fmt(metric, ci['low'])}, {fmt(metric, ci['high'])}]" if ci else ""
 
 
 def _score_row(name: str, entry: dict, phases: list[str]) -> dict:
@@ -30,9 +31,10 @@ def _score_row(name: str, entry: dict, phases: list[str]) -> dict:
     cells = []
     for p in phases:
         ci = (entry["ci"] or {}).get(p)
+        undefined = (entry.get("undefined") or {}).get(p)
         cells.append(
             {
-                "text": fmt(metric, entry["scores"].get(p)),
+                "text": undefined if undefined else fmt(metric, entry["scores"].get(p)),
                 "ci": _ci(metric, ci),
                 "best": p == entry["best_phase"],
             }
@@ -49,27 +51,52 @@ def _score_row(name: str, entry: dict, phases: list[str]) -> dict:
 
 
 def _paired_rows(name: str, entry: dict, phases: list[str]) -> list[dict]:
-    """Consecutive phases and each phase against the first: the comparisons a reader asks for."""
-    wanted = [(phases[k - 1], phases[k]) for k in range(1, len(phases))]
-    wanted += [(phases[0], p) for p in phases[2:]]
-    by_pair = {(t["a"], t["b"]): t for t in entry["paired"]}
+    """Every phase pair tested, in phase order, with raw and BH-adjusted p."""
     rows = []
-    for a, b in wanted:
-        test = by_pair.get((a, b))
-        if test is None:
-            continue
-        metric = entry["metric"]
+    metric = entry["metric"]
+    for test in sorted(entry["paired"], key=lambda t: (phases.index(t["a"]), phases.index(t["b"]))):
+        undefined = test["p_value"] is None
+        resolution = test.get("resolution")
         rows.append(
             {
                 "benchmark": name,
-                "pair": f"{a} → {b}",
-                "delta": fmt_delta(metric, test["delta"]),
-                "ci": f"[{fmt_delta(metric, test['ci'][0])}, {fmt_delta(metric, test['ci'][1])}]",
-                "p": f"{test['p_value']:.3f}",
+                "pair": f"{test['a']} → {test['b']}",
+                "delta": "—" if undefined else fmt_delta(metric, test["delta"]),
+                "ci": f"[{fmt_delta(metric, test['ci'][0])}, {fmt_delta(metric, test['ci'][1])}]"
+                if test.get("ci")
+                else "",
+                "p": format_p(test["p_value"], resolution),
+                "p_adjusted": format_p(test.get("p_adjusted"), resolution),
                 "n": test["n"],
-                "label": "significant" if test["significant"] else "within noise",
+                "method": METHOD_NAMES.get(test["method"], test["method"]),
+                "label": test.get("reason", "undefined")
+                if undefined
+                else ("significant" if test["significant"] else "within noise"),
             }
         )
+    return rows
+
+
+METHOD_NAMES = {
+    "mcnemar_exact": "exact McNemar",
+    "delong": "DeLong",
+    "swap_permutation": "paired permutation",
+    "undefined": "—",
+}
+
+
+def _detectable_rows(benchmarks: dict) -> list[dict]:
+    rows = []
+    for name, entry in benchmarks.items():
+        d = entry.get("detectable")
+        if not d:
+            continue
+        drop = (
+            f"{100 * d['drop']:.1f} pt"
+            if d["drop"] is not None
+            else f"none within {100 * d['discordance']:.0f}% discordance"
+        )
+        rows.append({"name": name, "n": d["n"], "drop": drop})
     return rows
 
 
@@ -117,6 +144,13 @@ def build_view(report: dict) -> dict:
         "trajectory": trajectory_rows,
         "means": means,
         "paired": [r for n, e in benchmarks.items() for r in _paired_rows(n, e, phases)],
+        "subtask_paired": [
+            r
+            for rows in report["subtasks"].values()
+            for n, e in rows.items()
+            for r in _paired_rows(n, e, phases)
+        ],
+        "detectable": _detectable_rows(benchmarks),
         "has_intervals": any(e["ci"] for e in benchmarks.values()),
         "external": external,
         "analysis": report["analysis"],
