@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scipy.stats import binomtest
 
 from compass_eval.analysis.report_cli import main
 
@@ -139,10 +140,13 @@ def test_intervals_only_where_sample_logs_exist(report):
     assert b["gsm8k"]["ci"] is None
     ci = b["edinet_industry"]["ci"]
     for phase, score in b["edinet_industry"]["scores"].items():
-        low, high = ci[phase]
-        assert low <= score <= high
-    # p3 answered 2 of 40 correctly: the lower bound cannot go below 0
-    assert ci["p3"][0] == 0.0
+        assert ci[phase]["low"] <= score <= ci[phase]["high"]
+        assert ci[phase]["method"] == "wilson"
+    # p3 answered 2 of 40 correctly: Wilson's interval, as scipy computes it independently
+    expected = binomtest(2, 40).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (ci["p3"]["low"], ci["p3"]["high"]) == pytest.approx(
+        (expected.low, expected.high), abs=1e-12
+    )
 
 
 def test_paired_tests_label_noise(report):
@@ -156,7 +160,7 @@ def test_paired_tests_label_noise(report):
 
 def test_all_outputs_written(report):
     out = report[1]
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert names == sorted(
         ["report.json", "report.md", "report.html", "heatmap_delta.png"]
         + [f"trajectory_{b}.png" for b in report[0]["benchmarks"]]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import jinja2
@@ -13,6 +11,10 @@ import jinja2
 from compass_eval.analysis.plots import all_plots
 from compass_eval.analysis.view import build_view
 from compass_eval.paths import reports_dir
+from compass_model.atomic import staged_directory
+
+# Left in every report folder, so that only an earlier report is ever replaced by a new one.
+REPORT_MARKER = ".compass-report"
 
 
 def _environment(autoescape: bool) -> jinja2.Environment:
@@ -42,11 +44,10 @@ def render_html(report: dict, images: dict[str, bytes]) -> str:
 
 
 def write_report(report: dict, out: Path) -> list[Path]:
-    """Build every output in a temporary folder beside `out`, then move it into place."""
+    """Every output appears at `out` at once, replacing an earlier report; a folder that holds
+    anything else is refused (see `compass_model.atomic.staged_directory`)."""
     images = all_plots(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_directory(out, marker=REPORT_MARKER) as staging:
         (staging / "report.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
             encoding="utf-8",
@@ -55,15 +56,4 @@ def write_report(report: dict, out: Path) -> list[Path]:
         (staging / "report.html").write_text(render_html(report, images), encoding="utf-8")
         for name, data in images.items():
             (staging / name).write_bytes(data)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            staging.rename(out)
-            shutil.rmtree(old)
-        else:
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return sorted(out.iterdir())
+    return sorted(path for path in out.iterdir() if path.name != REPORT_MARKER)

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
-from compass_eval.analysis.render import write_report
+from compass_eval.analysis.render import REPORT_MARKER, write_report
+from compass_eval.analysis.results import parse_phase_specs
+from compass_model.atomic import check_replaceable
 from compass_model.errors import CompassInputError
 
 
@@ -17,8 +19,29 @@ def _parser() -> argparse.ArgumentParser:
         "bootstrap intervals, paired tests; writes report.md/.html/.json and PNG plots.",
     )
     add_phase_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True, help="output folder (replaced whole)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder: new, empty, or an earlier report (which is replaced whole)",
+    )
     return parser
+
+
+def _refuse_out_over_inputs(out: Path, results: Path | None, phase_paths: list[Path]) -> None:
+    """Replacing `--out` whole must never touch what the report is read from (a results file's
+    folder included: the sample logs beside it are read too)."""
+    target = out.resolve()
+    for path in phase_paths:
+        source = path.resolve() if path.is_dir() else path.resolve().parent
+        if source.is_relative_to(target) or target.is_relative_to(source):
+            raise CompassInputError(
+                f"--out {out} overlaps the input {path}: write the report to a folder of its own"
+            )
+    if results is not None and results.resolve().is_relative_to(target):
+        raise CompassInputError(
+            f"--out {out} holds --results {results}: write the report to a folder of its own"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if args.out.exists() and not args.out.is_dir():
             raise CompassInputError(f"--out {args.out} is a file; give a folder")
+        phase_paths = [path for _, path in parse_phase_specs(args.phases, args.results)]
+        _refuse_out_over_inputs(args.out, args.results, phase_paths)
+        check_replaceable(args.out, REPORT_MARKER)
         report = report_from_args(args)
         written = write_report(report, args.out)
         print(f"compass-report: wrote {len(written)} files to {args.out}")

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compass_model.answer_format import answers_match
 from compass_model.errors import CompassInputError
 from compass_train.synth.generators import assistant, dedup_key, user
 from compass_train.synth.sources import read_yaml
 from compass_train.synth.teacher import Teacher, TeacherError, TeacherRequest
 from compass_train.synth.templates import PromptTemplate
-from compass_train.synth.validate import Rejected, answers_match, check_cot_xml
+from compass_train.synth.validate import Rejected, check_cot_xml
 from compass_train.synth.writer import Outcome
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
-from compass_train.synth import atomic
+from compass_model import atomic
 
 # pdfium is not thread-safe, not even across documents: every call into it goes through this lock.
 PDFIUM_LOCK = threading.Lock()

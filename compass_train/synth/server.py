@@ -15,6 +15,9 @@ from typing import Any
 
 from compass_train.synth.teacher import Teacher, from_openai_messages
 
+DEFAULT_MAX_BODY_BYTES = 32 << 20  # a few page images as data URLs
+DEFAULT_MAX_TOKENS = 4096
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: TeacherServer
@@ -22,6 +25,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the
     # client's delayed ACK add tens of milliseconds to every answer.
     disable_nagle_algorithm = True
+    # A client that stops sending half-way frees its thread after this many seconds.
+    timeout = 60
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -34,6 +39,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _refuse(self, status: int, message: str) -> None:
+        """Before the body is read: the connection closes, since the rest of it is not wanted."""
+        self.close_connection = True
+        self._reply(status, {"error": {"message": message}})
+
     def do_GET(self) -> None:
         if self.path.rstrip("/").endswith("/models"):
             self._reply(200, {"object": "list", "data": [{"id": self.server.teacher.model}]})
@@ -44,7 +54,18 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._reply(404, {"error": {"message": f"no route {self.path}"}})
             return
-        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        limit = self.server.max_body_bytes
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            self._refuse(411, "a Content-Length header (a whole number of bytes) is required")
+            return
+        if not 0 <= length <= limit:
+            self._refuse(
+                413, f"Content-Length {length}: this server takes bodies of 0 to {limit} bytes"
+            )
+            return
+        raw = self.rfile.read(length)
         self.server.count_request()
         try:
             body = json.loads(raw)
@@ -53,8 +74,19 @@ class _Handler(BaseHTTPRequestHandler):
                 int(body.get("max_tokens") or 256),
                 float(body.get("temperature") or 0),
             )
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
             self._reply(400, {"error": {"message": f"bad request: {error}"}})
+            return
+        if not 1 <= request.max_tokens <= self.server.max_tokens:
+            self._reply(
+                400,
+                {
+                    "error": {
+                        "message": f"max_tokens {request.max_tokens}: this server answers "
+                        f"1 to {self.server.max_tokens} tokens"
+                    }
+                },
+            )
             return
         try:
             text = self.server.teacher.complete(request)
@@ -80,20 +112,37 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class TeacherServer(ThreadingHTTPServer):
-    """`with TeacherServer(teacher) as server:` serves on 127.0.0.1 from a background thread."""
+    """`with TeacherServer(teacher) as server:` serves on 127.0.0.1 from a background thread.
+    Request bodies over `max_body_bytes` and answers over `max_tokens` are refused, so that one
+    client can neither exhaust the memory nor hold the model for long."""
 
     daemon_threads = True
 
-    def __init__(self, teacher: Teacher, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        teacher: Teacher,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.teacher = teacher
+        self.max_body_bytes = max_body_bytes
+        self.max_tokens = max_tokens
         self.requests = 0
+        self.connections = 0
         self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def count_request(self) -> None:
         with self._count_lock:
             self.requests += 1
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            self.connections += 1
+        super().process_request(request, client_address)
 
     @property
     def url(self) -> str:
@@ -119,8 +168,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest request body"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help="longest answer in tokens"
+    )
     args = parser.parse_args(argv)
-    server = TeacherServer(InProcessTeacher.from_spec(args.teacher), args.host, args.port)
+    server = TeacherServer(
+        InProcessTeacher.from_spec(args.teacher),
+        args.host,
+        args.port,
+        args.max_body_bytes,
+        args.max_tokens,
+    )
     print(f"serving {server.teacher.model} at {server.url}", flush=True)
     try:
         server.serve_forever()

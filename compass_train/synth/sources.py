@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pypdfium2 as pdfium
 import yaml
 
+from compass_model import atomic
 from compass_model.errors import CompassInputError
 from compass_model.pages import page_count
-from compass_train.synth import atomic
 from compass_train.synth.pages import PDFIUM_LOCK
 
 INDEX_NAME = "compass_pdfs.json"
@@ -32,16 +33,41 @@ class Source:
     licence_url: str = ""
 
     def allows(self, url: str) -> bool:
-        target = urlsplit(url)
+        """Compared as a server would read them: scheme, host and port exactly, the path with
+        percent-escapes decoded and `.`/`..` resolved, and prefixes matched on whole segments, so
+        `https://www.fsa.go.jp/common/../../evil/` is not under `https://www.fsa.go.jp/common/`."""
+        target = _origin_and_path(url)
+        if target is None:
+            return False
         for prefix in self.url_prefixes:
-            allowed = urlsplit(prefix)
-            if (
-                target.scheme == allowed.scheme
-                and target.hostname == allowed.hostname
-                and target.path.startswith(allowed.path or "/")
-            ):
+            allowed = _origin_and_path(prefix)
+            if allowed is None or allowed[0] != target[0]:
+                continue
+            base = allowed[1].rstrip("/")
+            if target[1] == allowed[1] or target[1].startswith(base + "/"):
                 return True
         return False
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_and_path(url: str) -> tuple[tuple[str, str, int], str] | None:
+    """((scheme, host, port), normalised path), or None for what no allow-list should accept
+    (no host, credentials in the URL, backslashes or control characters, a bad port)."""
+    if "\\" in url or any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.hostname or parts.username is not None or port is None:
+        return None
+    path = posixpath.normpath(unquote(parts.path) or "/")
+    if parts.path.endswith("/") and path != "/":
+        path += "/"
+    return (parts.scheme, parts.hostname.rstrip("."), port), path
 
 
 @dataclass(frozen=True)
@@ -134,6 +160,18 @@ def load_manifest(path: str | Path) -> Manifest:
     return Manifest(path, tuple(sources), tuple(files))
 
 
+def confined(pdf_dir: Path, relative: str, where: str) -> Path:
+    """`pdf_dir / relative`, provided it stays inside `pdf_dir` once `..` and symlinks are
+    resolved: a manifest or index cannot make the pipeline read files from elsewhere."""
+    local = pdf_dir / relative
+    if Path(relative).is_absolute() or not local.resolve().is_relative_to(pdf_dir.resolve()):
+        raise CompassInputError(
+            f"{where}: {relative} is outside the PDF directory {pdf_dir}; "
+            "give paths inside it (no '..', absolute paths or links leading out)"
+        )
+    return local
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
@@ -168,7 +206,7 @@ def index_pdfs(manifest: Manifest, pdf_dir: str | Path) -> list[IndexedPdf]:
             )
     indexed = []
     for relative, entry in listed.items():
-        local = pdf_dir / relative
+        local = confined(pdf_dir, relative, str(manifest.path))
         source = manifest.source_for(entry.url)
         if source is None:
             raise CompassInputError(
@@ -226,7 +264,7 @@ def read_index(pdf_dir: str | Path) -> tuple[list[IndexedPdf], list[Source]]:
         for entry in raw["sources"]
     ]
     for pdf in pdfs:
-        local = pdf_dir / pdf.path
+        local = confined(pdf_dir, pdf.path, str(path))
         if not local.is_file() or sha256_file(local) != pdf.sha256:
             raise CompassInputError(
                 f"{local} changed or vanished since it was indexed: run `compass-data pdfs` again"

@@ -7,7 +7,6 @@ import json
 import re
 import unicodedata
 from decimal import Decimal, DivisionByZero, InvalidOperation
-from fractions import Fraction
 
 from compass_model.answer_format import last_boxed
 
@@ -154,23 +153,3 @@ def check_cot_xml(text: str) -> str:
     if not boxed.strip():
         raise Rejected("empty_answer", "\\boxed{} is empty")
     return boxed.strip()
-
-
-def _as_fraction(text: str) -> Fraction | None:
-    text = normalize(text).strip("$").replace("\\!", "")
-    text = re.sub(r"\\text\{[^}]*\}", "", text)
-    text = re.sub(r"^\\?d?frac\{(-?[\d.]+)\}\{(-?[\d.]+)\}$", r"\1/\2", text.lstrip("\\"))
-    text = text.rstrip("%").rstrip(".")
-    text = re.sub(r"^[^\d\-+.]*(?=[-+]?[\d.])", "", text)  # a unit or currency sign before it
-    try:
-        return Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def answers_match(boxed: str, reference: str) -> bool:
-    """Numerically where both are numbers (1/2 = 0.5 = \\frac{1}{2}), else as normalised text."""
-    ours, theirs = _as_fraction(boxed), _as_fraction(reference)
-    if ours is not None and theirs is not None:
-        return ours == theirs
-    return normalize(boxed) == normalize(reference)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from compass_model import atomic
 from compass_model.errors import CompassInputError
-from compass_train.synth import atomic
 
 RUN_FILE = "run.json"
 CARD_JSON = "dataset_card.json"
@@ -104,47 +104,46 @@ def run_sharded(
     if shard_size < 1 or concurrency < 1:
         raise CompassInputError("--shard-size and --concurrency must be at least 1")
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_settings(out_dir, settings)
-    for staging in [*out_dir.glob(".shard-*"), *out_dir.glob(f"{REJECTS_DIR}/.shard-*")]:
-        staging.unlink()  # a write cut short by a kill: its shard is redone below
-    shards = [items[start : start + shard_size] for start in range(0, len(items), shard_size)]
-    seen: set[str] = set()
-    todo: list[int] = []
-    for index in range(len(shards)):
-        path = out_dir / shard_name(index)
-        if path.is_file():
-            seen.update(record["meta"]["dedup_key"] for record in _read_shard(path))
-        else:
-            todo.append(index)
-    if len(todo) < len(shards):
-        print(
-            f"resuming: {len(shards) - len(todo)} of {len(shards)} shards already done",
-            file=sys.stderr,
-        )
-    outcomes = _in_order(work, [item for index in todo for item in shards[index]], concurrency)
-    for index in todo:
-        records, rejects = [], []
-        for _ in shards[index]:
-            outcome = next(outcomes)
-            rejects.extend(outcome.rejects)
-            for record in outcome.records:
-                key = record["meta"]["dedup_key"]
-                if key in seen:
-                    rejects.append(
-                        {"id": record["id"], "reason": "duplicate", "detail": key, "output": ""}
-                    )
-                else:
-                    seen.add(key)
-                    records.append(record)
-        atomic.write_json(out_dir / REJECTS_DIR / f"shard-{index:05d}.json", rejects)
-        atomic.write_text(
-            out_dir / shard_name(index),
-            "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records),
-        )
-        print(
-            f"shard {index + 1}/{len(shards)}: {len(records)} records, {len(rejects)} rejected",
-            file=sys.stderr,
-        )
+    with atomic.output_lock(out_dir):  # a second run into the same folder stops with one line
+        _check_settings(out_dir, settings)
+        shards = [items[start : start + shard_size] for start in range(0, len(items), shard_size)]
+        seen: set[str] = set()
+        todo: list[int] = []
+        for index in range(len(shards)):
+            path = out_dir / shard_name(index)
+            if path.is_file():
+                seen.update(record["meta"]["dedup_key"] for record in _read_shard(path))
+            else:
+                todo.append(index)
+        if len(todo) < len(shards):
+            print(
+                f"resuming: {len(shards) - len(todo)} of {len(shards)} shards already done",
+                file=sys.stderr,
+            )
+        outcomes = _in_order(work, [item for index in todo for item in shards[index]], concurrency)
+        for index in todo:
+            records, rejects = [], []
+            for _ in shards[index]:
+                outcome = next(outcomes)
+                rejects.extend(outcome.rejects)
+                for record in outcome.records:
+                    key = record["meta"]["dedup_key"]
+                    if key in seen:
+                        rejects.append(
+                            {"id": record["id"], "reason": "duplicate", "detail": key, "output": ""}
+                        )
+                    else:
+                        seen.add(key)
+                        records.append(record)
+            atomic.write_json(out_dir / REJECTS_DIR / f"shard-{index:05d}.json", rejects)
+            atomic.write_text(
+                out_dir / shard_name(index),
+                "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+            )
+            print(
+                f"shard {index + 1}/{len(shards)}: {len(records)} records, {len(rejects)} rejected",
+                file=sys.stderr,
+            )
 
 
 def summarize(out_dir: Path) -> dict[str, Any]:
