@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
+import datasets
 import pytest
 from clitools import REPO, run_cli
 
@@ -49,6 +51,9 @@ def test_status_lists_every_task_source_with_count_and_fingerprint(monkeypatch, 
         "edinet_earnings",
         "edinet_fraud",
         "edinet_industry",
+        "edinet_bench_earnings",
+        "edinet_bench_fraud",
+        "edinet_bench_industry",
         "chabsa",
         "cma_basics",
         "cpa_audit",
@@ -57,7 +62,8 @@ def test_status_lists_every_task_source_with_count_and_fingerprint(monkeypatch, 
         "gsm8k",
     }
     assert all(row["present"] for row in rows.values())
-    assert rows["edinet_industry"]["n_docs"] == 32
+    assert rows["edinet_industry"]["n_docs"] == rows["edinet_bench_industry"]["n_docs"] == 32
+    assert rows["edinet_industry"]["split"] == "train" and rows["edinet_fraud"]["split"] == "test"
     assert rows["cpa_audit"]["n_docs"] == 3  # the flagged-abnormal row is left out
     assert rows["chabsa"]["fingerprint"].startswith("sha256:")
 
@@ -108,3 +114,105 @@ def test_import_refuses_an_empty_or_broken_copy(monkeypatch, capsys, tmp_path, c
 def test_the_training_data_verbs_share_the_command(tmp_path, capsys):
     assert cli.main(["inspect", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path} is not a dataset folder")
+
+
+# The hub repository's layout (SakanaAI/EDINET-Bench): one folder per task, one parquet file per
+# split, declared in the dataset card's `configs`; industry has a train split only.
+HUB_CARD = """---
+configs:
+- config_name: earnings_forecast
+  data_files:
+  - split: train
+    path: earnings_forecast/train-*
+  - split: test
+    path: earnings_forecast/test-*
+- config_name: fraud_detection
+  data_files:
+  - split: train
+    path: fraud_detection/train-*
+  - split: test
+    path: fraud_detection/test-*
+- config_name: industry_prediction
+  data_files:
+  - split: train
+    path: industry_prediction/train-*
+---
+# SYNTHETIC local stand-in of SakanaAI/EDINET-Bench
+"""
+SHEETS = ("meta", "summary", "bs", "pl", "cf", "text")
+
+
+def _hub_record(task: str, split: str, i: int) -> dict:
+    """A SYNTHETIC row with the hub's columns for `task` (its dataset card's features)."""
+    row = {sheet: json.dumps({f"{sheet}{i}": split}) for sheet in SHEETS}
+    ids = {"edinet_code": f"E9{i:04d}", "doc_id": f"S{split}{i}"}
+    if task == "earnings_forecast":
+        extra = {"label": i % 2, "naive_prediction": 0, "previous_year_file_path": "-"}
+        return {**row, **extra, **ids, "current_year_file_path": "-"}
+    if task == "fraud_detection":
+        extra = {"label": i % 2, "explanation": "-", "ammended_doc_id": "-"}
+        return {**row, **extra, **ids, "file_path": "-"}
+    return {**row, "industry": ["小売", "銀行"][i % 2], **ids, "file_path": "-"}
+
+
+def _stand_in_hub(folder: Path, with_industry: bool = True) -> Path:
+    folder.mkdir()
+    (folder / "README.md").write_text(HUB_CARD, encoding="utf-8")
+    splits = {"earnings_forecast": 3, "fraud_detection": 4}
+    for task in splits:
+        for split, n in (("train", 5), ("test", splits[task])):
+            rows = [_hub_record(task, split, i) for i in range(n)]
+            (folder / task).mkdir(exist_ok=True)
+            datasets.Dataset.from_list(rows).to_parquet(folder / task / f"{split}-00000.parquet")
+    if with_industry:
+        (folder / "industry_prediction").mkdir()
+        rows = [_hub_record("industry_prediction", "train", i) for i in range(6)]
+        path = folder / "industry_prediction" / "train-00000.parquet"
+        datasets.Dataset.from_list(rows).to_parquet(path)
+    return folder
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_fetch_edinet_takes_each_tasks_evaluated_split(monkeypatch, capsys, tmp_path):
+    hub, root = _stand_in_hub(tmp_path / "hub"), tmp_path / "root"
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(root))
+    assert cli.main(["fetch", "edinet", "--from", str(hub)]) == 0
+    printed = capsys.readouterr().out
+    assert any(line.split()[:2] == ["edinet_industry", "train"] for line in printed.splitlines())
+    assert sorted(_tree(root)) == [
+        "edinet/earnings_forecast/test.jsonl",
+        "edinet/fraud_detection/test.jsonl",
+        "edinet/industry_prediction/train.jsonl",
+    ]
+    rows = _status(monkeypatch, capsys, root)
+    assert rows["edinet_earnings"]["n_docs"] == 3 and rows["edinet_fraud"]["n_docs"] == 4
+    assert rows["edinet_industry"]["n_docs"] == 6 and rows["edinet_industry"]["split"] == "train"
+    fraud = (root / "edinet" / "fraud_detection" / "test.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(line)["doc_id"] for line in fraud.splitlines()] == [
+        f"Stest{i}" for i in range(4)
+    ]
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_fetch_failing_midway_leaves_the_data_root_unchanged(
+    monkeypatch, capsys, tmp_path, existing
+):
+    hub, root = _stand_in_hub(tmp_path / "hub", with_industry=False), tmp_path / "root"
+    if existing:
+        old = root / "edinet" / "fraud_detection" / "test.jsonl"
+        old.parent.mkdir(parents=True)
+        old.write_text('{"old": 1}\n', encoding="utf-8")
+    before = _tree(root) if existing else None
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(root))
+    # earnings and fraud load, then industry's split is missing
+    assert cli.main(["fetch", "edinet", "--from", str(hub)]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the hub client's progress bars
+    assert error.startswith("compass-data: fetch edinet failed: cannot load ")
+    assert "industry_prediction split train" in error
+    if existing:
+        assert _tree(root) == before and sorted(p.name for p in root.iterdir()) == ["edinet"]
+    else:
+        assert not root.exists()

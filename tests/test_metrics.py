@@ -61,14 +61,6 @@ def test_industry_macro_f1_by_hand():
     assert metrics.macro_f1(items) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [("$1,200", "1200"), ("18.", "18"), ("18.00", "18"), (" -7 ", "-7"), ("2.5", "2.5")],
-)
-def test_normalize_number_like_gsm8k(raw, expected):
-    assert metrics.normalize_number(raw) == expected
-
-
 def test_every_gsm8k_test_reference_in_xml_form_is_extracted_and_scored_correct():
     xml_results = _gsm8k_utils().xml_results
     rows = [json.loads(line) for line in (SHARED_DATA / "gsm8k/test.jsonl").open()]
@@ -82,11 +74,6 @@ def test_every_gsm8k_test_reference_in_xml_form_is_extracted_and_scored_correct(
         scores = xml_results(row, [output + "</Answer>"])
         correct += scores["exact_match"] == 1.0 and scores["malformed"] == 0.0
     assert (correct, len(rows)) == (1319, 1319)
-
-
-def test_an_open_answer_block_cut_by_the_stop_sequence_still_counts():
-    assert metrics.boxed_answer("<Answer>\\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
-    assert metrics.extract_xml_answer("<Answer>\\boxed{3}</Answer> <Answer>\\boxed{4}") == "4"
 
 
 @pytest.mark.parametrize(

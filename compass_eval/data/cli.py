@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from compass_eval.data.fetch import FETCHERS, FetchError
+from compass_eval.data.fetch import HUB_FAMILIES, FetchError, fetch_family
 from compass_eval.data.fingerprint import fingerprint_docs
 from compass_eval.data.root import ENV_VAR, MissingDataError, data_root
 from compass_eval.data.sources import FAMILIES, SOURCES, load_dataset
@@ -23,9 +23,9 @@ EXIT_DATA = 2
 
 def _status_row(name: str) -> dict[str, object]:
     source = SOURCES[name]
-    row: dict[str, object] = {"source": name, "family": source.family}
+    row: dict[str, object] = {"source": name, "family": source.family, "split": source.split}
     try:
-        docs = load_dataset(name)["test"]
+        docs = load_dataset(name)[source.split]
     except MissingDataError as missing:
         return {**row, "present": False, "missing": str(missing.path)}
     return {**row, "present": True, "n_docs": len(docs), "fingerprint": fingerprint_docs(docs)}
@@ -42,13 +42,16 @@ def status(as_json: bool) -> int:
             detail = f"present  {row['n_docs']:>6} docs  {row['fingerprint']}"
         else:
             detail = f"MISSING  {row['missing']}  -> compass-data fetch {row['family']}"
-        print(f"{row['source']:<28} {detail}")
+        print(f"{row['source']:<28} {row['split']:<6} {detail}")
     return 0
 
 
-def fetch(family: str) -> int:
+def fetch(family: str, hub: str | None = None) -> int:
+    if hub is not None and family not in HUB_FAMILIES:
+        print(f"compass-data: fetch {family} has no --from (it is not on the hub)", file=sys.stderr)
+        return EXIT_DATA
     try:
-        FETCHERS[family](data_root())
+        fetch_family(family, data_root(), hub)
     except FetchError as error:
         print(
             f"compass-data: fetch {family} failed: {error}. Offline? Copy the files in with "
@@ -61,12 +64,13 @@ def fetch(family: str) -> int:
 
 def _expected(family: str) -> list[Path]:
     """Files and folders of a family, relative to the family folder."""
-    return [
+    files = (
         file.relative_to(family)
         for source in SOURCES.values()
         if source.family == family
         for file in source.files
-    ]
+    )
+    return list(dict.fromkeys(files))  # tasks that read the same file name it once
 
 
 def import_family(family: str, path: Path) -> int:
@@ -100,10 +104,18 @@ def import_family(family: str, path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compass-data", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    status_cmd = commands.add_parser("status", help="each task's data: present, count, fingerprint")
+    status_cmd = commands.add_parser(
+        "status", help="each task's data: split, present, count, fingerprint"
+    )
     status_cmd.add_argument("--json", action="store_true")
     fetch_cmd = commands.add_parser("fetch", help="download a family from its public source")
     fetch_cmd.add_argument("family", choices=FAMILIES)
+    fetch_cmd.add_argument(
+        "--from",
+        dest="hub",
+        metavar="DATASET",
+        help="hub dataset id or local folder laid out like it (a mirror); default: the publisher's",
+    )
     import_cmd = commands.add_parser("import", help="copy a local copy of a family in, checked")
     import_cmd.add_argument("family", choices=FAMILIES)
     import_cmd.add_argument("path", type=Path)
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status(args.json)
     if args.command == "fetch":
-        return fetch(args.family)
+        return fetch(args.family, args.hub)
     if args.command == "import":
         return import_family(args.family, args.path)
     return training_data.run(args)

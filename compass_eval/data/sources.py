@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +14,21 @@ from compass_eval.data import edinet, gsm8k, jp_fin_harness
 Records = list[dict[str, Any]]
 
 
+def _no_policy(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Source:
+    """`read(**metadata)` gives the records per split; `split` is the one a task evaluates;
+    `policy(metadata)` says how the documents were shaped (recorded in the results)."""
+
     name: str
     family: str
     files: tuple[Path, ...]
     read: Callable[..., dict[str, Records]]
+    split: str = "test"
+    policy: Callable[[Mapping[str, Any]], dict[str, Any]] = _no_policy
 
 
 def _harness(name: str) -> Source:
@@ -37,13 +46,34 @@ EDINET_TASK_NAMES = {
     "fraud_detection": "edinet_fraud",
     "industry_prediction": "edinet_industry",
 }
+EDINET_BENCH_TASK_NAMES = {
+    "earnings_forecast": "edinet_bench_earnings",
+    "fraud_detection": "edinet_bench_fraud",
+    "industry_prediction": "edinet_bench_industry",
+}
 
 
 def _edinet(task: str) -> Source:
-    def read(sheets=edinet.DEFAULT_SHEETS, max_report_chars=edinet.DEFAULT_MAX_REPORT_CHARS, **_):
-        return {"test": edinet.load(task, sheets, max_report_chars)}
+    """Log-likelihood tasks: documents with the report cut to the recorded budget."""
+    split = edinet.SPLITS[task]
 
-    return Source(EDINET_TASK_NAMES[task], edinet.FAMILY, (edinet.relative_file(task),), read)
+    def read(sheets=edinet.DEFAULT_SHEETS, **metadata):
+        budget = edinet.report_policy(metadata)["max_report_chars"]
+        return {split: edinet.load(task, sheets, budget)}
+
+    files = (edinet.relative_file(task),)
+    return Source(EDINET_TASK_NAMES[task], edinet.FAMILY, files, read, split, edinet.report_policy)
+
+
+def _edinet_bench(task: str) -> Source:
+    """EDINET-Bench's protocol: the records as the hub serves them, nothing cut."""
+    split = edinet.SPLITS[task]
+    files = (edinet.relative_file(task),)
+
+    def read(**_):
+        return {split: edinet.read_records(task)}
+
+    return Source(EDINET_BENCH_TASK_NAMES[task], edinet.FAMILY, files, read, split)
 
 
 def _gsm8k() -> Source:
@@ -60,6 +90,7 @@ SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
         *(_edinet(task) for task in edinet.TASKS),
+        *(_edinet_bench(task) for task in edinet.TASKS),
         *(_harness(name) for name in jp_fin_harness.LOADERS),
         _gsm8k(),
     )

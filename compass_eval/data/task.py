@@ -1,10 +1,11 @@
 """The lm-eval task class behind every Compass task: it records which data it evaluated.
 
-After loading, the task writes `data_fingerprint`, `data_root`, `n_docs` and `prompt_variant`
-into its config's metadata, which lm-eval dumps to `configs[<task>]["metadata"]` in the results
-JSON; the report refuses to compare phases whose fingerprints differ. Tasks whose metadata names
-a `headline_metric` also emit it again as `score`, so a group can average unlike headline metrics
-(chabsa's f1 with the other tasks' acc).
+After loading, the task writes `data_fingerprint`, `data_root`, `n_docs`, `prompt_variant`, the
+source's document policy (EDINET: the resolved report budget) and, where documents can be cut,
+`n_truncated` into its config's metadata, which lm-eval dumps to `configs[<task>]["metadata"]` in
+the results JSON; the report refuses to compare phases whose fingerprints differ. Tasks whose
+metadata names a `headline_metric` also emit it again as `score`, so a group can average unlike
+headline metrics (chabsa's f1 with the other tasks' acc).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from compass_eval.data.fingerprint import fingerprint_docs
 from compass_eval.data.root import data_root
+from compass_eval.data.sources import SOURCES
 
 SCORE = "score"
 
@@ -41,6 +43,11 @@ class CompassTask(ConfigurableTask):
             data_root=str(data_root()),
             n_docs=len(docs),
         )
+        source = (self.config.dataset_kwargs or {}).get("source")
+        if source in SOURCES:
+            metadata.update(SOURCES[source].policy(metadata))
+        if docs and "truncated" in docs[0]:
+            metadata["n_truncated"] = sum(bool(doc["truncated"]) for doc in docs)
         self.config.metadata = metadata
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 demo's training data reuses, so train and test documents come from the same families with
 different companies and seeds. Run: python -m compass_eval.demo_data.build
 
-Written here: `gsm8k/test.jsonl`, `edinet/*/test.jsonl`, and the JP Fin Harness `cma_basics.json`,
-`fp2.json`, `security_sales_1.json`. Hand-written and kept as they are: `gsm8k/train.jsonl` (the
-few-shot examples), `jp_fin_harness/CPA_AUDIT.xlsx` and `jp_fin_harness/chABSA-dataset/`.
+Written here: `gsm8k/test.jsonl`, `edinet/*/test.jsonl` (industry: `train.jsonl`, EDINET-Bench's
+split), and the JP Fin Harness `cma_basics.json`, `fp2.json`, `security_sales_1.json`.
+Hand-written and kept as they are: `gsm8k/train.jsonl` (the few-shot examples),
+`jp_fin_harness/CPA_AUDIT.xlsx` and `jp_fin_harness/chABSA-dataset/`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from compass_eval.data import edinet
 from compass_eval.data.edinet import INDUSTRIES
 
 HERE = Path(__file__).parent
@@ -246,11 +248,12 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def write_edinet(root: Path, n: int, code_base: int, seed: int, n_industry: int) -> None:
-    """The three EDINET tasks under `root/edinet/<task>/test.jsonl`."""
-    for k, task in enumerate(("earnings_forecast", "fraud_detection", "industry_prediction")):
+    """The three EDINET tasks under `root`, each in its evaluated split's file
+    (`edinet/<task>/test.jsonl`, industry `train.jsonl`)."""
+    for k, task in enumerate(edinet.TASKS):
         count = n_industry if task == "industry_prediction" else n
         records = edinet_records(task, count, code_base + 1000 * k, seed + k)
-        write_jsonl(root / "edinet" / task / "test.jsonl", records)
+        write_jsonl(root / edinet.relative_file(task), records)
 
 
 def build(root: Path = HERE) -> None:

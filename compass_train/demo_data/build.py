@@ -124,8 +124,7 @@ def build(root: Path = HERE) -> None:
         ]
         eval_data.write_jsonl(data / "gsm8k" / "test.jsonl", problems)
         shutil.copy(demo_root() / "gsm8k" / "train.jsonl", data / "gsm8k" / "train.jsonl")
-        eval_data.write_edinet(data, n=96, code_base=95000, seed=23, n_industry=96)
-        prompts = _rendered(data, ["gsm8k_cot_xml", *EDINET_TASKS])
+        prompts = _rendered(data, ["gsm8k_cot_xml"])
     cot = []
     for i, ((messages, _), (a, b)) in enumerate(
         zip(prompts["gsm8k_cot_xml"], [p for p in PAIRS for _ in range(REPEATS)], strict=True)
@@ -133,12 +132,7 @@ def build(root: Path = HERE) -> None:
         cot.append(_task_record(f"cot-{i}", "text_sft", messages, arithmetic_cot(a, b)))
     _write(root / "p2" / "cot.jsonl", cot)
 
-    edinet = [
-        _task_record(f"{task}-{i}", "text_sft", messages, answer)
-        for task in EDINET_TASKS
-        for i, (messages, answer) in enumerate(prompts[task])
-    ]
-    _write(root / "p3" / "edinet.jsonl", edinet)
+    write_p3_edinet(root)
 
     finqa = []
     for i in range(60):
@@ -158,6 +152,20 @@ def build(root: Path = HERE) -> None:
             )
         )
     _write(root / "p3" / "finqa.jsonl", finqa)
+
+
+def write_p3_edinet(root: Path) -> None:
+    """P3's EDINET records: other synthetic companies (codes from E95000), each prompted exactly
+    as the EDINET tasks prompt (their report budget included), answered with its gold answer."""
+    with tempfile.TemporaryDirectory() as scratch:
+        eval_data.write_edinet(Path(scratch), n=96, code_base=95000, seed=23, n_industry=96)
+        prompts = _rendered(Path(scratch), list(EDINET_TASKS))
+    edinet = [
+        _task_record(f"{task}-{i}", "text_sft", messages, answer)
+        for task in EDINET_TASKS
+        for i, (messages, answer) in enumerate(prompts[task])
+    ]
+    _write(root / "p3" / "edinet.jsonl", edinet)
 
 
 def _task_record(record_id: str, kind: str, messages: list[dict], answer: str) -> dict:

@@ -1,5 +1,6 @@
-"""Scoring for the EDINET-Bench tasks: probabilities from answer loglikelihoods, and the prompt
-of the 16-way industry task (its option list comes from the label table in code)."""
+"""Compass's log-likelihood variant of the EDINET-Bench tasks: EDINET-Bench's instruction and
+report layout, the report cut by the recorded budget, then a question and an answer cue whose
+answers are scored by loglikelihood."""
 
 from __future__ import annotations
 
@@ -7,14 +8,31 @@ from typing import Any
 
 import numpy as np
 
-from compass_eval.data.edinet import INDUSTRIES
+from compass_eval.data.edinet import INDUSTRIES, upstream_prompt
 from compass_eval.metrics import positive_probability
 
-INDUSTRY_INSTRUCTION = (
-    "Please analyze the following information extracted from a Japanese company's securities "
-    "report and predict the industry the company belongs to. Please note that some data may be "
-    'missing and represented as "-" due to parsing errors.'
+EARNINGS_QUESTION = (
+    "\n\nQuestion: Will net income attributable to owners of the parent increase in the next "
+    "fiscal year? Answer Yes or No.\nAnswer:"
 )
+FRAUD_QUESTION = (
+    "\n\nQuestion: Does this securities report show signs of fraud? Answer Yes or No.\nAnswer:"
+)
+INDUSTRY_QUESTION = (
+    "\n\nQuestion: Which of the categories above does this company belong to?\nAnswer:"
+)
+
+
+def earnings_prompt(doc: dict[str, Any]) -> str:
+    return upstream_prompt("earnings_forecast") + doc["report"] + EARNINGS_QUESTION
+
+
+def fraud_prompt(doc: dict[str, Any]) -> str:
+    return upstream_prompt("fraud_detection") + doc["report"] + FRAUD_QUESTION
+
+
+def industry_prompt(doc: dict[str, Any]) -> str:
+    return upstream_prompt("industry_prediction") + doc["report"] + INDUSTRY_QUESTION
 
 
 def binary_results(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, Any]:
@@ -34,16 +52,16 @@ def industry_choices(doc: dict[str, Any]) -> list[str]:
     return list(INDUSTRIES)
 
 
-def industry_prompt(doc: dict[str, Any]) -> str:
-    options = ", ".join(INDUSTRIES)
-    return (
-        f"{INDUSTRY_INSTRUCTION}\n\n{doc['report']}\n\n"
-        f"Question: Which industry does this company belong to? Choose one of: {options}.\n"
-        "Industry:"
-    )
-
-
 def industry_results(doc: dict[str, Any], results: list[tuple[float, bool]]) -> dict[str, Any]:
-    pred = int(np.argmax([loglik for loglik, _ in results]))
+    """`acc` by the summed loglikelihood; `acc_norm` as lm-eval 0.4.13 computes it, by the
+    loglikelihood per character of the label, so that short labels (小売, 銀行) win no more often
+    than long ones by their length alone."""
+    logliks = np.array([loglik for loglik, _ in results])
+    lengths = np.array([float(len(label)) for label in INDUSTRIES])
     gold = int(doc["gold"])
-    return {"acc": float(pred == gold), "macro_f1": [gold, pred]}
+    pred = int(np.argmax(logliks))
+    return {
+        "acc": float(pred == gold),
+        "acc_norm": float(int(np.argmax(logliks / lengths)) == gold),
+        "macro_f1": [gold, pred],
+    }
