@@ -22,6 +22,10 @@ from compass_model.checkpoint import check_checkpoint_dir
 from compass_model.errors import CompassInputError
 
 MARKER = "compass_eval.json"
+# lm-eval's own defaults for its four seeds (Python random, numpy, torch, few-shot sampler), so
+# the few-shot contexts are those of a plain `lm_eval` run; lm-eval records them in the results'
+# `config` (`random_seed`, `numpy_seed`, `torch_seed`, `fewshot_seed`), and the marker keeps them.
+LM_EVAL_SEEDS = (0, 1234, 1234, 1234)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class EvalSettings:
     batch_size: int = 1
     dtype: str = "float32"
     device: str | None = None
-    seed: int = 0
+    seeds: tuple[int, int, int, int] = LM_EVAL_SEEDS
     # Render prompts with the checkpoint's chat template, as an instruct model is prompted.
     apply_chat_template: bool = False
 
@@ -92,10 +96,10 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
             apply_chat_template=settings.apply_chat_template,
             log_samples=True,
             evaluation_tracker=tracker,
-            random_seed=settings.seed,
-            numpy_random_seed=settings.seed,
-            torch_random_seed=settings.seed,
-            fewshot_random_seed=settings.seed,
+            random_seed=settings.seeds[0],
+            numpy_random_seed=settings.seeds[1],
+            torch_random_seed=settings.seeds[2],
+            fewshot_random_seed=settings.seeds[3],
         )
         samples = results.pop("samples")
         tracker.save_results_aggregated(results=results, samples=samples)
@@ -120,6 +124,19 @@ def evaluate_phases(
     return outcome
 
 
+def _seeds(text: str) -> tuple[int, int, int, int]:
+    """As lm-eval's `--seed`: one integer for all four seeds, or four comma-separated ones."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 4):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give one integer or four (random,numpy,torch,fewshot), e.g. 0,1234,1234,1234"
+        )
+    return values * 4 if len(values) == 1 else values
+
+
 def _parser() -> argparse.ArgumentParser:
     defaults = EvalSettings()
     parser = argparse.ArgumentParser(prog="compass-eval", description=__doc__.splitlines()[0])
@@ -136,7 +153,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--dtype", default=defaults.dtype)
     parser.add_argument("--device", default=defaults.device)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--seed",
+        dest="seeds",
+        type=_seeds,
+        default=defaults.seeds,
+        help="random,numpy,torch,fewshot seeds, or one for all four (default: lm-eval's "
+        + ",".join(map(str, defaults.seeds))
+        + ")",
+    )
     parser.add_argument(
         "--apply-chat-template",
         action="store_true",

@@ -24,7 +24,7 @@ TASKS = (
     "cpa_audit",
     "fp2",
     "security_sales_1",
-    "gsm8k",
+    "compass_gsm8k",
     "gsm8k_cot_xml",
     "compass_smoke_text",
     "compass_smoke_image",

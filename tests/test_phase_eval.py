@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from clitools import run_cli
+from lm_eval.defaults import DEFAULT_OTHER_SEED, DEFAULT_RANDOM_SEED
 
+from compass_eval.phase_eval import _parser
 from compass_model.assemble import build_tiny
 from compass_model.checkpoint import save_checkpoint
 
@@ -37,6 +40,11 @@ def test_evaluates_each_phase_once_and_refuses_a_missing_checkpoint(tmp_path, ti
         (results,) = (tmp_path / "results" / phase).rglob("results_*.json")
         config = json.loads(results.read_text())["config"]
         assert config["compass_phase"] == phase
+        # lm-eval's own seeds, so the few-shot contexts are those of a plain `lm_eval` run
+        assert config["fewshot_seed"] == config["numpy_seed"] == DEFAULT_OTHER_SEED
+        assert config["random_seed"] == DEFAULT_RANDOM_SEED
+        marker = json.loads((tmp_path / "results" / phase / "compass_eval.json").read_text())
+        assert marker["settings"]["seeds"] == [DEFAULT_RANDOM_SEED, *[DEFAULT_OTHER_SEED] * 3]
         assert list((tmp_path / "results" / phase).rglob("samples_compass_smoke_text_*.jsonl"))
 
     again = run_cli(command, cwd=tmp_path)
@@ -60,3 +68,20 @@ def test_evaluates_each_phase_once_and_refuses_a_missing_checkpoint(tmp_path, ti
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("compass-eval: error:")
     assert "p2" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "seeds"), [("7", (7, 7, 7, 7)), ("0,1,2,3", (0, 1, 2, 3)), ("-1", (-1,) * 4)]
+)
+def test_seed_takes_one_value_for_all_four_or_four_values_as_lm_eval_does(given, seeds):
+    required = ["--checkpoints", "c", "--phases", "p0", "--out", "o"]
+    assert _parser().parse_args([*required, "--seed", given]).seeds == seeds
+
+
+@pytest.mark.parametrize("given", ["1,2", "a", "1,2,3,4,5", ""])
+def test_a_malformed_seed_is_a_usage_error(given, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        _parser().parse_args(
+            ["--checkpoints", "c", "--phases", "p0", "--out", "o", "--seed", given]
+        )
+    assert stopped.value.code == 2 and "--seed" in capsys.readouterr().err

@@ -212,6 +212,19 @@ def group_yaml(variant: str) -> str:
     )
 
 
+def leaderboard_yaml() -> str:
+    """The harness's leaderboard run: every variant's group, each run 0-shot as
+    `developments/generate_harness_sh.py` writes its nine commands (the tasks have no few-shot
+    split). Picking the best variant is the report's job, not an lm-eval aggregate."""
+    listing = "".join(f"  - {task_name('jp_fin_harness', variant)}\n" for variant in VARIANTS)
+    return (
+        HEADER
+        + "group: jp_fin_harness_leaderboard\n"
+        + f"task:\n{listing}"
+        + "metadata:\n  version: 1.0\n"
+    )
+
+
 def configs() -> dict[str, str]:
     """File name -> content of every generated YAML."""
     files = {}
@@ -221,6 +234,7 @@ def configs() -> dict[str, str]:
         if variant in CHABSA:
             files[f"{task_name('chabsa', variant)}.yaml"] = chabsa_yaml(variant)
         files[f"{task_name('jp_fin_harness', variant)}.yaml"] = group_yaml(variant)
+    files["jp_fin_harness_leaderboard.yaml"] = leaderboard_yaml()
     return files
 
 
