@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from compass_model.answer_format import answers_match
 from compass_train.synth.generators import FinQaGenerator, OcrGenerator, PageItem, VqaGenerator
 from compass_train.synth.pages import Page
 from compass_train.synth.sources import IndexedPdf
 from compass_train.synth.teacher import TeacherRequest
 from compass_train.synth.validate import (
     Rejected,
-    answers_match,
     check_computation,
     check_cot_xml,
     grounded,
