@@ -80,6 +80,7 @@ def main() -> None:
                         model, examples, collator, stage, recipe.seed, accelerator,
                         Path(tmp) / f"state{repeat}", resume=False, label="bench",
                     )  # fmt: skip
+                    accelerator.free_memory()  # prepared models must not pile up over repeats
                 else:
                     bare_loop(model, examples, collator, stage, recipe.seed)
                 if repeat > 0:  # the first round warms up allocators and lazy imports

@@ -61,7 +61,8 @@ def assemble(
     language_source = language_model or config.language_model
     if not vision_source or not language_source:
         raise ValueError(f"preset {config.name!r} names no backbones: pass both directories")
-    vision = SiglipVisionModel.from_pretrained(vision_source, dtype=dtype)
+    # Without the pooling head LLaVA never uses (see CompassConfig.llava_config_for).
+    vision = SiglipVisionModel.from_pretrained(vision_source, dtype=dtype, vision_use_head=False)
     causal_lm = AutoModelForCausalLM.from_pretrained(language_source, dtype=dtype)
     tokenizer = with_image_token(AutoTokenizer.from_pretrained(language_source))
 

@@ -6,12 +6,14 @@ leaves something that looks like a finished checkpoint. Pickle weights are refus
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
 from compass_model.atomic import staged_directory
@@ -42,9 +44,41 @@ def save_checkpoint(
     out_dir = Path(out_dir)
     with staged_directory(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
+        nest_vision_model(staging)
         processor.save_pretrained(staging)
+        # Also on its own (preprocessor_config.json), for loaders that read the image processor
+        # only from there: transformers 4.x, which vLLM releases pin.
+        processor.image_processor.save_pretrained(staging)
         write_manifest(staging, manifest)
     return out_dir
+
+
+# transformers 5.24 writes the LLaVA vision tower as `vision_tower.<module>`; vLLM's SigLIP tower
+# keeps the `vision_model.` level (vllm/model_executor/models/siglip.py, SiglipVisionModel.
+# load_weights, vLLM main at commit 0c028ba4; llava.py at 35d3c24b maps `model.vision_tower.` to
+# `vision_tower.` and hands the rest to that loader). transformers reads both spellings back.
+_TOWER = ("vision_tower.", "model.vision_tower.")
+_NESTED = "vision_model."
+
+
+def vllm_weight_name(name: str) -> str:
+    """A saved tensor name with the vision tower's `vision_model.` level that vLLM expects."""
+    for tower in _TOWER:
+        if name.startswith(tower) and not name.startswith(tower + _NESTED):
+            return tower + _NESTED + name.removeprefix(tower)
+    return name
+
+
+def nest_vision_model(directory: Path) -> None:
+    """Renames the vision tower's tensors in every safetensors file (and the shard index)."""
+    for shard in sorted(directory.glob("*.safetensors")):
+        tensors = load_file(shard)
+        save_file({vllm_weight_name(k): v for k, v in tensors.items()}, shard, {"format": "pt"})
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        content = json.loads(index.read_text(encoding="utf-8"))
+        content["weight_map"] = {vllm_weight_name(k): v for k, v in content["weight_map"].items()}
+        index.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
@@ -110,7 +144,11 @@ def export_language_model(
     """The language half as a plain causal-LM directory, for text-only tools (lm-eval's `hf`)."""
     from transformers import AutoModelForCausalLM
 
-    causal_lm = AutoModelForCausalLM.from_config(model.config.text_config)
+    text_config = copy.deepcopy(model.config.text_config)
+    # LlamaConfig's default EOS (2) is not the tokenizer's `</s>`: batched generation with the
+    # exported model would run past the end of every answer.
+    text_config.eos_token_id = processor.tokenizer.eos_token_id
+    causal_lm = AutoModelForCausalLM.from_config(text_config)
     causal_lm.model.load_state_dict(model.model.language_model.state_dict())
     causal_lm.lm_head.load_state_dict(model.lm_head.state_dict())
     out_dir = Path(out_dir)

@@ -6,6 +6,7 @@ seeded random model of the same architecture, small enough for CPU tests in seco
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +45,22 @@ class CompassConfig:
     def llava_config(self, vocab_size: int, image_token_id: int, pad_token_id: int) -> LlavaConfig:
         """The LLaVA configuration of this preset's shapes (random init or the meta device)."""
         text = LlamaConfig(**{**self.text, "vocab_size": vocab_size, "pad_token_id": pad_token_id})
-        return self.llava_config_for(SiglipVisionConfig(**self.vision), text, image_token_id)
+        vision = SiglipVisionConfig(**self.vision, vision_use_head=False)
+        return self.llava_config_for(vision, text, image_token_id)
 
     def llava_config_for(
         self, vision: PretrainedConfig, text: PretrainedConfig, image_token_id: int
     ) -> LlavaConfig:
-        """The LLaVA configuration around given backbone configurations."""
+        """The LLaVA configuration around given backbone configurations.
+
+        LLaVA feeds the projector every patch of a hidden layer and never SigLIP's pooled output,
+        so the pooling head is not built (`vision_use_head: false`, as LLaVA-style SigLIP models
+        ship): its parameters would train with no gradient (DDP refuses that), and vLLM's SigLIP
+        tower applies the head whenever the config asks for it, turning an image into one token.
+        """
+        if getattr(vision, "vision_use_head", False):
+            vision = copy.deepcopy(vision)
+            vision.vision_use_head = False
         return LlavaConfig(
             vision_config=vision,
             text_config=text,

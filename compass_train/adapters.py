@@ -13,9 +13,7 @@ from peft import (
     LoraConfig,
     PeftModel,
     get_peft_model,
-    get_peft_model_state_dict,
     prepare_model_for_kbit_training,
-    set_peft_model_state_dict,
 )
 from torch import nn
 from transformers import BitsAndBytesConfig, LlavaForConditionalGeneration
@@ -70,8 +68,15 @@ def adapter_plan(stage: StageSpec, device: str) -> AdapterPlan:
 
 
 def load_base(
-    path: Path, dtype: torch.dtype, device: str | torch.device, quantised: bool
+    path: Path,
+    dtype: torch.dtype,
+    device: str | torch.device,
+    quantised: bool,
+    sharded: bool = False,
 ) -> LlavaForConditionalGeneration:
+    """A stage's starting weights. Under FSDP / ZeRO-3 (`sharded`) the 4-bit weights are stored
+    in `dtype` so they shard like every other tensor, and no `device_map` is given: the
+    launcher places the shards (the QLoRA-with-FSDP setting of bitsandbytes and accelerate)."""
     if not quantised:
         return LlavaForConditionalGeneration.from_pretrained(path, dtype=dtype).to(device)
     config = BitsAndBytesConfig(
@@ -79,10 +84,12 @@ def load_base(
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_quant_storage=dtype,
         llm_int8_skip_modules=_NOT_QUANTISED,
     )
+    placement = {} if sharded else {"device_map": {"": str(device)}}
     return LlavaForConditionalGeneration.from_pretrained(
-        path, dtype=dtype, quantization_config=config, device_map={"": str(device)}
+        path, dtype=dtype, quantization_config=config, **placement
     )
 
 
@@ -110,28 +117,25 @@ def wrap(
     return get_peft_model(model, lora_config(lora, targets))
 
 
-def merged(
-    trained: nn.Module,
-    lora: LoraSpec,
-    targets: list[str],
-    plan: AdapterPlan,
+def with_trained(
     base_path: Path,
+    lora: LoraSpec | None,
+    targets: list[str],
+    trained: dict[str, torch.Tensor],
     dtype: torch.dtype,
-) -> LlavaForConditionalGeneration:
-    """The stage's result as plain weights. A 4-bit base cannot take the merge, so the adapter
-    (and any fully trained tensors) go onto the full-precision base it was quantised from."""
-    if plan.kind != "qlora":
-        return trained.merge_and_unload()
-    full = get_peft_model(
-        load_base(base_path, dtype, "cpu", quantised=False), lora_config(lora, targets)
-    )
-    set_peft_model_state_dict(full, get_peft_model_state_dict(trained))
-    plain = dict(full.named_parameters())
+) -> nn.Module:
+    """The stage's result on the CPU: its full-precision input weights (wrapped in the same LoRA
+    when it has one) carrying the gathered trained tensors. Rebuilding from the input works
+    whatever the training copy was: 4-bit (a 4-bit base cannot take the merge), sharded by
+    FSDP or ZeRO-3, or wrapped by DDP."""
+    model = load_base(base_path, dtype, "cpu", quantised=False)
+    if lora is not None:
+        model = get_peft_model(model, lora_config(lora, targets))
+    parameters = dict(model.named_parameters())
     with torch.no_grad():
-        for name, parameter in trained.named_parameters():
-            if parameter.requires_grad and "lora_" not in name:
-                plain[name].copy_(parameter.to(plain[name].dtype))
-    return full.merge_and_unload()
+        for name, tensor in trained.items():
+            parameters[name].copy_(tensor.to(parameters[name].dtype))
+    return model
 
 
 def adapter_summary(lora: LoraSpec, targets: list[str], plan: AdapterPlan) -> dict[str, Any]:

@@ -8,6 +8,7 @@ killed run leaves no directory that looks like a phase.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 from transformers import AutoProcessor, LlavaForConditionalGeneration, LlavaProcessor
 
 from compass_model.assemble import assemble, build_on_meta, build_tiny
@@ -28,11 +29,11 @@ from compass_train.adapters import (
     adapter_plan,
     adapter_summary,
     load_base,
-    merged,
+    with_trained,
     wrap,
 )
 from compass_train.collate import Collator, Example, encode
-from compass_train.loop import train_stage
+from compass_train.loop import train_stage, trained_tensors
 from compass_train.manifest import phase_manifest
 from compass_train.plots import save_loss_curve
 from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
@@ -147,10 +148,11 @@ def stage_model(
     device: str | torch.device,
     where: str,
     autocast: bool = False,
+    sharded: bool = False,
 ) -> tuple[torch.nn.Module, Selection, dict[str, int]]:
     """The model a stage optimises: its base (4-bit for QLoRA), frozen except what the stage
     trains, LoRA-wrapped where it asks; plus the trainable-parameter counts by group."""
-    model = load_base(source, dtype, device, quantised=plan.kind == "qlora")
+    model = load_base(source, dtype, device, quantised=plan.kind == "qlora", sharded=sharded)
     selection = select(model, stage, where)
     counts = count_trainable(model, selection, stage.lora.r if stage.lora else 0)
     freeze_all_but(model, selection.train)
@@ -170,6 +172,29 @@ def stage_model(
     return model, selection, counts
 
 
+def shards_parameters(accelerator: Accelerator) -> bool:
+    """FSDP and ZeRO-3 split every parameter over the processes (4-bit ones included)."""
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    plugin = accelerator.state.deepspeed_plugin
+    return accelerator.distributed_type == DistributedType.DEEPSPEED and plugin.zero_stage == 3
+
+
+def launcher_mismatch(accelerator: Accelerator) -> str | None:
+    """What the launch config asked for and accelerate does not do: on a machine without GPUs,
+    accelerate 1.15 runs an FSDP config as plain DDP (or one process) without a word."""
+    for variable, kind in (
+        ("ACCELERATE_USE_FSDP", DistributedType.FSDP),
+        ("ACCELERATE_USE_DEEPSPEED", DistributedType.DEEPSPEED),
+    ):
+        if os.environ.get(variable, "").lower() == "true" and accelerator.distributed_type != kind:
+            return (
+                f"the launch config asks for {kind.value}, but accelerate runs "
+                f"{accelerator.distributed_type.value} here (it shards only on GPUs)"
+            )
+    return None
+
+
 class PhaseRunner:
     """Runs the phases of one recipe into `options.out` on this process's accelerator."""
 
@@ -181,6 +206,9 @@ class PhaseRunner:
 
     def run(self) -> list[Path]:
         names = phases_to_run(self.recipe, self.options)
+        mismatch = launcher_mismatch(self.accelerator)
+        if mismatch:
+            self._announce(f"warning: {mismatch}")
         plans = preflight(self.recipe, names, str(self.accelerator.device))
         written = []
         for name in names:
@@ -280,6 +308,8 @@ class PhaseRunner:
             self._announce(f"{phase.name}/{stage.name}: warning: {plan.fallback}")
         examples, prints, dropped = stage_examples(self.recipe, stage, processor)
         where = f"phase {phase.name!r}, stage {stage.name!r}"
+        # LoRA's initial weights come from the global RNG: the same on every process, every run.
+        torch.manual_seed(self.recipe.seed)
         model, selection, counts = stage_model(
             source,
             stage,
@@ -288,8 +318,10 @@ class PhaseRunner:
             self.accelerator.device,
             where,
             autocast=self.recipe.mixed_precision != "fp32",
+            sharded=shards_parameters(self.accelerator),
         )
-        result = train_stage(
+        in_model = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        model, result = train_stage(
             model,
             examples,
             Collator(processor),
@@ -307,9 +339,7 @@ class PhaseRunner:
             if stage.lora
             else None,
             "trainable_parameters": counts,
-            "trainable_parameters_in_model": sum(
-                p.numel() for p in model.parameters() if p.requires_grad
-            ),
+            "trainable_parameters_in_model": in_model,
             "data": prints,
             "examples": len(examples),
             "records_left_out": dropped,
@@ -320,32 +350,34 @@ class PhaseRunner:
             "wall_time_s": round(result.wall_time_s, 3),
             "processes": self.accelerator.num_processes,
         }
+        trained = trained_tensors(model, self.accelerator)
+        del model
+        self.accelerator.free_memory()
         if self.accelerator.is_main_process:
-            self._finish_stage(model, stage, selection, plan, source, processor, stage_dir, summary)
+            self._finish_stage(trained, stage, selection, source, processor, stage_dir, summary)
         self.accelerator.wait_for_everyone()
         return stage_dir / "model", summary
 
     def _finish_stage(
         self,
-        model: torch.nn.Module,
+        trained: dict[str, torch.Tensor],
         stage: StageSpec,
         selection: Selection,
-        plan: AdapterPlan,
         source: Path,
         processor: LlavaProcessor,
         stage_dir: Path,
         summary: dict[str, Any],
     ) -> None:
-        model = self.accelerator.unwrap_model(model)
+        model = with_trained(source, stage.lora, selection.lora_targets, trained, self.dtype)
         stage_dir.mkdir(parents=True, exist_ok=True)
         if stage.lora:
             model.save_pretrained(stage_dir / "adapter")
-            model = merged(model, stage.lora, selection.lora_targets, plan, source, self.dtype)
+            model = model.merge_and_unload()
         save_loss_curve(
             summary["losses"], f"{stage_dir.parent.name}/{stage.name}", stage_dir / "loss.png"
         )
         # The stage result is written like a checkpoint: atomically, so resume can trust it.
-        save_checkpoint(model.to(self.dtype), processor, stage_dir / "model", {"stage": summary})
+        save_checkpoint(model, processor, stage_dir / "model", {"stage": summary})
 
 
 def publish(

@@ -18,6 +18,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "llm": ("model.language_model", "lm_head"),
 }
 
+# Parameters LLaVA's forward never reaches: the features are a hidden state taken before SigLIP's
+# post-layernorm (and vLLM builds the tower without it, `require_post_norm=False`). Training them
+# would leave them without gradients, which DDP refuses; they are never trainable.
+NEVER_USED = ["model.vision_tower.post_layernorm"]
+
 
 def scope(model: nn.Module, name: str, where: str) -> list[str]:
     """Module names a recipe entry stands for: a group, an exact module name, or a glob."""
@@ -83,7 +88,11 @@ def select(model: nn.Module, stage: StageSpec, where: str) -> Selection:
 def freeze_all_but(model: nn.Module, train: list[str]) -> None:
     """Only parameters under `train` keep gradients (LoRA adds its own afterwards)."""
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(_under(_unwrapped(name), train))
+        parameter.requires_grad_(_trained(_unwrapped(name), train))
+
+
+def _trained(name: str, train: list[str]) -> bool:
+    return _under(name, train) and not _under(name, NEVER_USED)
 
 
 def _unwrapped(name: str) -> str:
@@ -120,7 +129,7 @@ def count_trainable(model: nn.Module, selection: Selection, r: int) -> dict[str,
     """Trainable parameters by group, computed from shapes only (works on the meta device)."""
     counts: dict[str, int] = {}
     for name, parameter in model.named_parameters():
-        if _under(name, selection.train):
+        if _trained(name, selection.train):
             key = group_of(name) or "other"
             counts[key] = counts.get(key, 0) + parameter.numel()
     modules = dict(model.named_modules())

@@ -142,8 +142,12 @@ def test_assembles_from_local_backbones(tmp_path):
 
     model, processor = assemble(TINY, str(tmp_path / "vision"), str(tmp_path / "llm"))
     towers = model.model.vision_tower.state_dict()
-    for name, tensor in vision.state_dict().items():
-        assert torch.equal(towers[name], tensor), name
+    pretrained = vision.state_dict()
+    # Everything but SigLIP's pooling head, which LLaVA never uses, comes from the backbone.
+    assert set(towers) == {name for name in pretrained if not name.startswith("head.")}
+    for name, tensor in towers.items():
+        assert torch.equal(tensor, pretrained[name]), name
+    assert model.config.vision_config.vision_use_head is False
     assert torch.equal(model.lm_head.weight, language.lm_head.weight)
     assert processor.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) == model.config.image_token_id
 

@@ -43,7 +43,7 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
 def test_resume_after_sigkill_reaches_the_uninterrupted_weights(tmp_path: Path) -> None:
     killed = tmp_path / "killed"
     process = _run(killed)
-    state = killed / ".work" / "p3" / "s1" / "state" / "state.pt"
+    state = killed / ".work" / "p3" / "s1" / "state" / "LATEST"
     _wait_for(state, process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
