@@ -253,3 +253,51 @@ def test_report_adjusts_for_multiplicity(tmp_path):
     raw = [t["p_value"] for t in tests]
     assert [t["p_adjusted"] for t in tests] == pytest.approx(hypothesis.benjamini_hochberg(raw))
     assert all(t["significant"] == (t["p_adjusted"] <= 0.05) for t in tests)
+
+
+def test_clusters_are_resampled_as_units(tmp_path):
+    """Ten companies of five identical reports each: 10 independent units, not 50."""
+    values = [float(c % 2) for c in range(10) for _ in range(5)]
+    docs = [
+        {"edinet_code": f"E{c:05d}", "doc_id": f"D{c}-{k}"} for c in range(10) for k in range(5)
+    ]
+    clustered = acc_task(values, docs=docs, metadata={"cluster_key": "edinet_code"})
+    code, report = _report(tmp_path, {"p0": {"edinet_industry": clustered}})
+    assert code == 0
+    entry = report["benchmarks"]["edinet_industry"]
+    assert entry["documents"]["p0"] == {"documents": 50, "clusters": 10, "undefined": 0}
+    ci = entry["ci"]["p0"]
+    assert ci["method"] == "bca"
+    wilson = resampling.wilson_interval(25, 50, 0.95)
+    assert ci["high"] - ci["low"] > 1.5 * (wilson[1] - wilson[0])
+
+
+def test_a_log_that_does_not_reproduce_its_score_is_not_used(tmp_path):
+    wrong = {**acc_task(binary(6, 10)), "score": 0.7}  # the log says 0.6
+    code, report = _report(
+        tmp_path, {"p0": {"edinet_industry": wrong}, "p1": {"edinet_industry": wrong}}
+    )
+    assert code == 0
+    entry = report["benchmarks"]["edinet_industry"]
+    assert entry["ci"] is None and entry["paired"] == []
+    assert any(
+        "gives acc=0.600000 but the results JSON says 0.700000" in n for n in report["notes"]
+    )
+
+
+def test_best_of_variants_interval():
+    """A far-behind variant cannot be best: the interval is the leader's own pivotal one; two
+    equal variants widen the lower side (the choice between them is not free)."""
+    rng = np.random.default_rng(4)
+    leader = 0.7 + 0.02 * rng.standard_normal(4000)
+    behind = 0.3 + 0.02 * rng.standard_normal(4000)
+    points = np.array([0.7, 0.3])
+    low, high = resampling.max_t_interval(points, np.stack([leader, behind]), 0.95)
+    t = (leader - 0.7) / leader.std(ddof=1)
+    se = leader.std(ddof=1)
+    assert (low, high) == pytest.approx(
+        (0.7 - np.quantile(t, 0.975) * se, 0.7 + np.quantile(-t, 0.975) * se)
+    )
+    twin = 0.7 + 0.02 * rng.standard_normal(4000)
+    low_two, _ = resampling.max_t_interval(np.array([0.7, 0.7]), np.stack([leader, twin]), 0.95)
+    assert low_two < low  # simultaneous bounds for two candidates are wider than one alone

@@ -73,7 +73,8 @@ def test_report_table_has_every_benchmark_and_phase(demo):
     markdown = (out / "report" / "report.md").read_text()
     table = markdown.split("## Scores per phase", 1)[1].split("\n## ", 1)[0]
     rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
-    assert set(BENCHMARKS) <= rows
+    # edinet_bench_* (4,096-token generations per report) are not part of compass_suite
+    assert {b for b in BENCHMARKS if not b.startswith("edinet_bench")} <= rows
     assert (out / "report" / "report.html").is_file()
     assert f"report: {(out / 'report' / 'report.html').resolve()}" in stdout
 

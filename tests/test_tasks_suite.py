@@ -64,6 +64,9 @@ def test_results_record_data_root_fingerprint_and_prompt_variant(suite_run):
         assert metadata["data_root"] == str(DEMO)
         assert metadata["data_fingerprint"].startswith("sha256:")
         assert metadata["prompt_variant"] == "default"
+    # documents that are not independent are resampled as clusters by the report
+    assert configs["edinet_fraud"]["metadata"]["cluster_key"] == "edinet_code"
+    assert configs["chabsa"]["metadata"]["cluster_key"] == "source_file"
     edinet = configs["edinet_fraud"]["metadata"]
     assert edinet["max_report_chars"] == 3072 and edinet["context_tokens"] == 4096
     assert edinet["report_budget"].startswith("auto")

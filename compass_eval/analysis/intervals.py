@@ -29,6 +29,7 @@ from compass_eval.analysis.resampling import (
     bca_interval,
     is_binary,
     jackknife,
+    max_t_interval,
     percentile_interval,
     replicates,
     stream_seed,
@@ -150,12 +151,20 @@ class _Side:
     def point(self) -> float:
         return max(_mean_of(p.point for p in parts) for _, parts in self.candidates)
 
+    def candidate_points(self) -> np.ndarray:
+        return np.array([_mean_of(p.point for p in parts) for _, parts in self.candidates])
+
+    def candidate_replicates(self, resampler: Resampler) -> np.ndarray:
+        """(candidates, B): each candidate's mean on every resample (the same draws for all)."""
+        return np.array(
+            [
+                np.mean([resampler.replicates(p) for p in parts], axis=0)
+                for _, parts in self.candidates
+            ]
+        )
+
     def replicates(self, resampler: Resampler) -> np.ndarray:
-        per_candidate = [
-            np.mean([resampler.replicates(p) for p in parts], axis=0)
-            for _, parts in self.candidates
-        ]
-        return np.max(per_candidate, axis=0)
+        return np.max(self.candidate_replicates(resampler), axis=0)
 
     def jackknife(self) -> np.ndarray | None:
         """Leave-one-unit-out values of the chosen maximum, unit by unit within each subtask."""
@@ -200,6 +209,11 @@ def interval(phase: str, bench: BenchmarkScore, resampler: Resampler) -> dict | 
     side = _side(phase, bench, resampler)
     if side is None or bench.undefined:
         return None
+    return side_interval(side, resampler)
+
+
+def side_interval(side: _Side, resampler: Resampler) -> dict | None:
+    """Wilson for one 0/1 score, max-T for a choice among variants, BCa otherwise."""
     level = resampler.settings.level
     single = side.single
     if (
@@ -209,6 +223,11 @@ def interval(phase: str, bench: BenchmarkScore, resampler: Resampler) -> dict | 
     ):
         low, high = wilson_interval(float(single.values.sum()), len(single.values), level)
         return {"low": low, "high": high, "method": "wilson", "undefined_resamples": 0}
+    if len(side.candidates) > 1:
+        low, high = max_t_interval(
+            side.candidate_points(), side.candidate_replicates(resampler), level
+        )
+        return {"low": low, "high": high, "method": "max-t", "undefined_resamples": 0}
     reps = side.replicates(resampler)
     undefined = int(np.sum(~np.isfinite(reps)))
     jack = side.jackknife()

@@ -96,6 +96,8 @@ def load_chabsa() -> list[dict[str, Any]]:
                 records.append(
                     {
                         "id": len(records),
+                        # the opinions of one company's report are not independent
+                        "source_file": file.stem,
                         "sentence": sentence["sentence"],
                         "target": opinion["target"],
                         "polarity": opinion["polarity"],

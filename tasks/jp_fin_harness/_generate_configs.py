@@ -155,9 +155,10 @@ def _q(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _metadata(variant: str, headline: str | None = None) -> str:
+def _metadata(variant: str, headline: str | None = None, cluster_key: str | None = None) -> str:
     text = f"metadata:\n  version: 1.0\n  prompt_variant: {_q(variant)}\n"
-    return text + (f"  headline_metric: {headline}\n" if headline else "")
+    text += f"  headline_metric: {headline}\n" if headline else ""
+    return text + (f"  cluster_key: {cluster_key}\n" if cluster_key else "")
 
 
 def exam_yaml(task: str, variant: str) -> str:
@@ -194,7 +195,7 @@ def chabsa_yaml(variant: str) -> str:
         + f"doc_to_text: {_q(template)}\n"
         + f"target_delimiter: {_q(target_delimiter)}\n"
         + f"fewshot_delimiter: {_q(FEWSHOT_DELIMITER.get(variant, chr(10) * 2))}\n"
-        + _metadata(variant, "f1")
+        + _metadata(variant, "f1", cluster_key="source_file")
     )
 
 
