@@ -2,15 +2,23 @@
 
 Builds a random model (bigger than the tiny preset, so the forward passes dominate), saves it as a
 phase checkpoint and its language half as a plain causal-LM directory, and evaluates the task with
-both, alternately (best of --repeats; model loading and the task index are left out, they are the
-same for both). Checks that the log-likelihoods agree (relative 1e-5) and the metrics are
-identical, then prints the wall-time ratio.
+both at each batch size, alternately (best of --repeats; model loading and the task index are left
+out, they are the same for both). Threads are pinned (--threads, default 1) so that a busy machine
+moves both sides alike; CPU seconds are printed beside wall seconds. Checks that the answers agree
+(log-likelihoods within relative 1e-5 and identical metrics; for generation tasks, identical
+greedy outputs), then prints the ratios, and for `compass` the tokens it ran through the model
+against the distinct-prefix floor (each question's context once, plus every distinct prefix of
+its answers).
 
-    COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task cma_basics
-    COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task cma_basics-1.0-0.1
+    COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task cma_basics-1.0-0.1 --batch-sizes 1 8 32
+    COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task cpa_audit-1.0-0.1 --limit 60 --batch-sizes 1 8 32
+    COMPASS_DATA_DIR=../shared/data python benchmarks/eval_throughput.py --task gsm8k_cot_xml --limit 32 --batch-sizes 1 8 --gen-kwargs max_gen_toks=64
     python benchmarks/eval_throughput.py --task edinet_fraud --long-edinet 8
     python benchmarks/eval_throughput.py --task edinet_industry --long-edinet 4
-    python benchmarks/eval_throughput.py --task edinet_fraud --long-edinet 8 --paper-vocab --batch-size 1
+    python benchmarks/eval_throughput.py --task edinet_fraud --long-edinet 8 --paper-vocab --batch-sizes 1
+
+For a generation task the table also gives compass at each batch size against compass at the
+first one (batching's own gain).
 
 `--long-edinet N` writes N synthetic EDINET-Bench records with long statements for every EDINET
 task into a temporary data root; the task's own truncation policy cuts each report to 12,000
@@ -23,7 +31,7 @@ the sixteen contexts differ and there is nothing left to share: both models reco
 `--paper-vocab` widens the output layer to the paper's 98,304-token vocabulary: `hf` turns every
 position of a long context into log-probabilities over the whole vocabulary, `compass` only the
 continuation's positions. With the tiny tokenizer's 1,024 tokens that difference is small; at
-the paper's width it dominates a one-token answer after a long context (use --batch-size 1:
+the paper's width it dominates a one-token answer after a long context (use --batch-sizes 1:
 `hf` then holds ~3.7 GB of log-probabilities per 9.4k-token row).
 """
 
@@ -38,6 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
@@ -104,30 +113,62 @@ def _long_records(n_docs: int) -> list[dict]:
     return records
 
 
-def _evaluate(lm, task: str, limit: int | None, task_manager: TaskManager) -> tuple[float, dict]:
-    """Seconds for one whole evaluation of `task` (the task index is built beforehand, once)."""
-    start = time.perf_counter()
+def _evaluate(
+    lm, task: str, limit: int | None, gen_kwargs: str | None, task_manager: TaskManager
+) -> tuple[float, float, dict]:
+    """Wall and CPU seconds for one whole evaluation of `task` (the task index is built
+    beforehand, once)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     out = simple_evaluate(
-        model=lm, tasks=[task], limit=limit, log_samples=True, task_manager=task_manager
+        model=lm,
+        tasks=[task],
+        limit=limit,
+        gen_kwargs=gen_kwargs,
+        log_samples=True,
+        task_manager=task_manager,
     )
-    return time.perf_counter() - start, out
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
-def _loglikelihoods(out: dict, task: str) -> list[float]:
+def _answers(out: dict, task: str) -> list:
+    """Per request, in document order: the log-likelihood, or the generated text."""
     samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
-    return [float(ll) for s in samples for ll, _ in s["filtered_resps"]]
+    answers = [resp[0] for s in samples for resp in s["resps"]]
+    return [answer if isinstance(answer, str) else float(answer[0]) for answer in answers]
 
 
 def _metrics(out: dict, task: str) -> dict:
     return {k: v for k, v in out["results"][task].items() if not k.endswith("alias")}
 
 
+def _disagreement(ours: dict, theirs: dict, task: str) -> str | None:
+    """Why the two runs' answers differ, or None when they agree."""
+    if _metrics(ours, task) != _metrics(theirs, task):
+        return "metrics differ"
+    pairs = list(zip(_answers(ours, task), _answers(theirs, task), strict=True))
+    if pairs and isinstance(pairs[0][0], str):
+        same = sum(a == b for a, b in pairs)
+        return None if same == len(pairs) else f"{len(pairs) - same} of {len(pairs)} outputs differ"
+    # Long continuations sum many log-probabilities: compare relative to the total's size.
+    relative = max(abs(a - b) / max(1.0, abs(b)) for a, b in pairs)
+    return None if relative <= 1e-5 else f"log-likelihoods differ (relative {relative:.1e})"
+
+
+def _set_batch_size(lm, size: int) -> None:
+    if isinstance(lm, HFLM):
+        lm.batch_size_per_gpu = size
+    else:
+        lm.batch_size = size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="cma_basics")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, for both models")
+    parser.add_argument("--gen-kwargs", default=None, help="as lm_eval's --gen_kwargs")
     parser.add_argument("--long-edinet", type=int, default=0, metavar="N")
     parser.add_argument(
         "--paper-vocab",
@@ -136,6 +177,7 @@ def main() -> None:
         "the ids), so every scored position costs what it costs on the paper's model",
     )
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.long_edinet:
@@ -147,36 +189,47 @@ def main() -> None:
         checkpoint = save_checkpoint(model, processor, Path(tmp) / "ckpt", {"phase": "bench"})
         language_model = export_language_model(model, processor, Path(tmp) / "lm")
         models = {
-            "hf": HFLM(pretrained=str(language_model), device="cpu", batch_size=args.batch_size),
-            "compass": CompassLM(pretrained=str(checkpoint), batch_size=args.batch_size),
+            "hf": HFLM(pretrained=str(language_model), device="cpu"),
+            "compass": CompassLM(pretrained=str(checkpoint)),
         }
         task_manager = TaskManager()
-        best = {name: float("inf") for name in models}
-        outputs = {}
-        for _ in range(args.repeats):
-            for name, lm in models.items():
-                seconds, outputs[name] = _evaluate(lm, args.task, args.limit, task_manager)
-                best[name] = min(best[name], seconds)
+        rows = []
+        for size in args.batch_sizes:
+            best = {name: (float("inf"), float("inf")) for name in models}
+            outputs = {}
+            for _ in range(args.repeats):
+                for name, lm in models.items():
+                    _set_batch_size(lm, size)
+                    scorer = models["compass"].scorer
+                    scorer.tokens_computed = scorer.tokens_needed = 0
+                    wall, cpu, outputs[name] = _evaluate(
+                        lm, args.task, args.limit, args.gen_kwargs, task_manager
+                    )
+                    best[name] = min(best[name], (wall, cpu))
+            problem = _disagreement(outputs["compass"], outputs["hf"], args.task)
+            if problem:
+                raise SystemExit(f"batch size {size}: {problem}: the timing comparison is void")
+            tokens = (scorer.tokens_computed, scorer.tokens_needed)
+            rows.append((size, best, tokens, len(_answers(outputs["hf"], args.task))))
 
-    answers = {name: _loglikelihoods(out, args.task) for name, out in outputs.items()}
-    same = _metrics(outputs["compass"], args.task) == _metrics(outputs["hf"], args.task)
-    pairs = list(zip(answers["compass"], answers["hf"], strict=True))
-    worst = max(abs(ours - theirs) for ours, theirs in pairs)
-    # Long continuations sum many log-probabilities: compare relative to the total's size.
-    relative = max(abs(ours - theirs) / max(1.0, abs(theirs)) for ours, theirs in pairs)
     vocabulary = model.config.text_config.vocab_size
     print(
-        f"task {args.task}: {len(pairs)} requests, batch size {args.batch_size}, vocabulary {vocabulary:,}"
+        f"task {args.task}: {rows[0][3]} requests, vocabulary {vocabulary:,}, "
+        f"{args.threads} thread(s); answers agree at every batch size"
     )
-    print(f"max |Δ loglikelihood| compass vs hf: {worst:.2e} (relative {relative:.1e})")
-    print(f"identical metrics: {same}")
-    print(f"hf      {best['hf']:.2f} s (best of {args.repeats})")
-    print(f"compass {best['compass']:.2f} s (best of {args.repeats})")
+    first_wall, first_cpu = rows[0][1]["compass"]
     print(
-        f"ratio compass/hf: {best['compass'] / best['hf']:.2f}  (hf/compass: {best['hf'] / best['compass']:.2f}x)"
+        f"batch  hf wall/cpu s     compass wall/cpu s   hf/compass wall/cpu   "
+        f"compass b{rows[0][0]}/b wall/cpu   compass tokens/floor"
     )
-    if relative > 1e-5 or not same:
-        raise SystemExit("results differ: the timing comparison is void")
+    for size, best, (computed, needed), _ in rows:
+        (hf_wall, hf_cpu), (our_wall, our_cpu) = best["hf"], best["compass"]
+        floor = f"{computed:,}/{needed:,} = {computed / needed:.2f}" if needed else "-"
+        print(
+            f"{size:>5}  {hf_wall:7.2f}/{hf_cpu:7.2f}   {our_wall:7.2f}/{our_cpu:7.2f}    "
+            f"{hf_wall / our_wall:6.2f}x/{hf_cpu / our_cpu:5.2f}x       "
+            f"{first_wall / our_wall:6.2f}x/{first_cpu / our_cpu:5.2f}x        {floor}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,18 +10,16 @@ from typing import Any
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
-from lm_eval.models.utils import handle_stop_sequences
-from lm_eval.models.utils_hf import stop_sequences_criteria
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_kwargs
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window, simple_parse_args_string
 from tqdm import tqdm
 
 from compass_eval.scoring import Scorer, ScoreRow, fit_to_length
 from compass_model.checkpoint import load_checkpoint
 from compass_model.config import IMAGE_TOKEN
-from compass_model.errors import CompassInputError, print_input_errors_as_one_line
+from compass_model.errors import CompassInputError
 
 log = logging.getLogger(__name__)
-print_input_errors_as_one_line()
 
 _DTYPES = {
     "float32": torch.float32,
@@ -29,6 +27,15 @@ _DTYPES = {
     "float16": torch.float16,
 }
 _TRUNCATION_SIDES = ("left", "right")
+_KNOWN_ARGS = (
+    "pretrained, phase, dtype, device, max_length, truncation, batch_size, allow_pickle, "
+    "add_bos_token"
+)
+# What lm-eval's CLI passes for --batch_size / --device when the flag is not given (a given
+# --batch_size arrives as text, "1"; a given --device cuda:0 cannot be told from no flag): a
+# --model_args value is kept over these, any other flag value wins.
+_LM_EVAL_FLAG_DEFAULTS = {"batch_size": 1, "device": "cuda:0"}
+_GENERATE_DEFAULT_MAX_TOKENS = 256
 _TINY_WARNING = (
     "COMPASS: no `pretrained` given, so this is the built-in TINY model with seeded RANDOM "
     "weights. Its scores mean NOTHING; pass pretrained=<phase checkpoint> to evaluate a model."
@@ -36,8 +43,9 @@ _TINY_WARNING = (
 
 
 class CompassLM(TemplateLM):
-    """model_args: pretrained, phase, dtype, device, max_length, truncation, batch_size,
-    allow_pickle. Truncation cuts the context (never the continuation), from the stated side."""
+    """model_args: pretrained, phase, dtype, device, max_length, truncation, batch_size
+    (a number or `auto`), allow_pickle, add_bos_token. Truncation cuts the context (never the
+    continuation), from the stated side."""
 
     MULTIMODAL = True
 
@@ -52,20 +60,24 @@ class CompassLM(TemplateLM):
         batch_size: int | str = 1,
         max_batch_size: int | None = None,
         allow_pickle: bool = False,
+        add_bos_token: bool = True,
         **unknown: Any,
     ) -> None:
         super().__init__()
         if unknown:
             raise CompassInputError(
                 f"unknown model_args key(s) for --model compass: {', '.join(sorted(unknown))}; "
-                "known: pretrained, phase, dtype, device, max_length, truncation, batch_size, "
-                "allow_pickle"
+                f"known: {_KNOWN_ARGS}"
             )
         if dtype not in _DTYPES:
             raise CompassInputError(f"model_args dtype={dtype!r}: use one of {sorted(_DTYPES)}")
         if truncation not in _TRUNCATION_SIDES:
             raise CompassInputError(f"model_args truncation={truncation!r}: use left or right")
         self.batch_size = _parse_batch_size(batch_size)
+        self.max_batch_size = _parse_max_batch_size(max_batch_size)
+        self._auto_batch_sizes: dict[str, int] = {}
+        self.add_bos_token = _strict_bool("add_bos_token", add_bos_token)
+        allow_pickle = _strict_bool("allow_pickle", allow_pickle)
         self.truncation = truncation
         self.accelerator = _accelerator_if_distributed()
         if self.accelerator is not None:
@@ -86,7 +98,7 @@ class CompassLM(TemplateLM):
             model = model.to(device=self._device, dtype=_DTYPES[dtype])
         else:
             checkpoint = load_checkpoint(
-                self.pretrained, _DTYPES[dtype], self._device, allow_pickle=bool(allow_pickle)
+                self.pretrained, _DTYPES[dtype], self._device, allow_pickle=allow_pickle
             )
             model, self.processor, self.manifest = (
                 checkpoint.model,
@@ -101,6 +113,20 @@ class CompassLM(TemplateLM):
         self.image_tokens = model.config.image_seq_length
         self._max_length = int(max_length or model.config.text_config.max_position_embeddings)
         self.scorer = Scorer(model, self.processor, self._device, pad_id=self._pad_id)
+
+    @classmethod
+    def create_from_arg_string(
+        cls, arg_string: str, additional_config: dict | None = None
+    ) -> CompassLM:
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(
+        cls, arg_dict: dict[str, Any], additional_config: dict | None = None
+    ) -> CompassLM:
+        """lm-eval passes --batch_size, --max_batch_size and --device beside --model_args:
+        one value per key, the flag's where both are given."""
+        return cls(**_merge_flags(dict(arg_dict), additional_config or {}))
 
     # --- identity -------------------------------------------------------------------------
 
@@ -133,6 +159,9 @@ class CompassLM(TemplateLM):
             "compass_pretrained": self.pretrained or "tiny (random, seeded)",
             "compass_manifest": self.manifest,
             "compass_truncation": self.truncation,
+            "compass_add_bos_token": self.add_bos_token,
+            "compass_batch_size": self.batch_size,
+            "compass_device": str(self._device),
             "compass_max_length": self.max_length,
             "compass_processes": self.world_size,
             "model_num_parameters": sum(p.numel() for p in self.model.parameters()),
@@ -144,10 +173,11 @@ class CompassLM(TemplateLM):
     def tok_encode(
         self, string: str, add_special_tokens: bool | None = None, **kwargs: Any
     ) -> list[int]:
-        """As lm-eval's `hf` model does, so text-only scores match it token for token."""
+        """As lm-eval's `hf` model does, so text-only scores match it token for token;
+        add_bos_token=False adds no BOS, as lm-eval's vLLM backend does."""
         if add_special_tokens is None:
             bos = self.tokenizer.bos_token
-            add_special_tokens = not (bos and string.startswith(bos))
+            add_special_tokens = self.add_bos_token and not (bos and string.startswith(bos))
         return self.tokenizer.encode(string, add_special_tokens=add_special_tokens)
 
     def tok_decode(self, tokens: list[int]) -> str:
@@ -235,13 +265,40 @@ class CompassLM(TemplateLM):
         return totals
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        outputs: list[str] = []
-        for request in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc="generate"):
-            context, gen_kwargs, images = _unpack(request.args)
-            outputs.append(self._generate_one(context, dict(gen_kwargs), images))
-        return outputs
+        """Batches of requests with equal generation settings, longest prompt first (lm-eval's
+        Collator, which also puts the answers back in the requests' order)."""
+        collator = Collator(
+            [request.args for request in requests],
+            sort_fn=lambda args: (-len(self.tok_encode(args[0])), args[0]),
+            group_by="gen_kwargs",
+            group_fn=lambda args: args[1],
+        )
+        bar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="generate")
+        outputs = []
+        for chunk in collator.get_batched(n=self._generation_batch_size(requests)):
+            outputs += self._generate_batch(chunk)
+            bar.update(len(chunk))
+        bar.close()
+        return collator.get_original(outputs)
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _batch_size_for(self, kind: str, longest: int) -> int:
+        """A number as given; `auto` is found once per request type, for its longest input."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        if kind not in self._auto_batch_sizes:
+            size = self.scorer.largest_batch(longest, self.max_batch_size)
+            log.info("batch_size=auto: %d for %s (inputs up to %d tokens)", size, kind, longest)
+            self._auto_batch_sizes[kind] = size
+        return self._auto_batch_sizes[kind]
+
+    def _generation_batch_size(self, requests: list[Instance]) -> int:
+        if self.batch_size != "auto" or not requests:
+            return self._batch_size_for("generate_until", 0)
+        longest = max(len(self.tok_encode(request.args[0])) for request in requests)
+        most_new = max(_generation_settings(request.args[1])[1] for request in requests)
+        return self._batch_size_for("generate_until", min(longest + most_new, self.max_length))
 
     def _score(self, rows: list[ScoreRow], disable_tqdm: bool, what: str):
         fitted = [
@@ -250,44 +307,45 @@ class CompassLM(TemplateLM):
             )
             for row in rows
         ]
+        longest = max((len(row.context) + len(row.continuation) for row in fitted), default=0)
         return self.scorer.loglikelihoods(
-            fitted, self.batch_size, progress=not disable_tqdm and self.rank == 0, desc=what
+            fitted,
+            self._batch_size_for("loglikelihood", longest),
+            progress=not disable_tqdm and self.rank == 0,
+            desc=what,
         )
 
-    def _generate_one(self, context: str, gen_kwargs: dict[str, Any], images: list) -> str:
-        until = handle_stop_sequences(
-            gen_kwargs.pop("until", None),
-            eos=self.tokenizer.decode([self.eot_token_id], skip_special_tokens=False),
+    def _prompt_ids(self, context: str, images: list) -> list[int]:
+        if not images:
+            return self.tok_encode(context)
+        ids, tail = self._encode_with_images(context, len(images))
+        return ids + self.tok_encode(tail, add_special_tokens=False)
+
+    def _generate_batch(self, chunk: list[tuple]) -> list[str]:
+        """One batch of requests whose generation settings are equal (the Collator's groups)."""
+        requests = [_unpack(args) for args in chunk]
+        until, max_new, sampling = _generation_settings(
+            requests[0][1], eos=self.tokenizer.decode([self.eot_token_id])
         )
-        max_new = int(gen_kwargs.pop("max_gen_toks", 256))
-        if images:
-            ids, tail = self._encode_with_images(context, len(images))
-            ids += self.tok_encode(tail, add_special_tokens=False)
-        else:
-            ids = self.tok_encode(context)
-        row = fit_to_length(
-            ScoreRow(ids, [], images),
-            self.max_length - max_new,
-            self.truncation,
-            self.image_token_id,
-            self.image_tokens,
-        )
-        do_sample = bool(gen_kwargs.pop("do_sample", False))
-        temperature = float(gen_kwargs.pop("temperature", 0.0))
-        if temperature == 0.0:
-            do_sample = False
-        sampling = {"do_sample": do_sample}
-        if do_sample:
-            sampling["temperature"] = temperature
-        stopping = stop_sequences_criteria(self.tokenizer, until, len(row.context), 1)
-        new_tokens = self.scorer.generate(
-            row, max_new, stopping, {**sampling, **gen_kwargs}, self.eot_token_id
-        )
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        for stop in until:
-            if stop:
-                text = text.split(stop)[0]
-        return text
+        rows = [
+            fit_to_length(
+                ScoreRow(self._prompt_ids(context, images), [], images),
+                self.max_length - max_new,
+                self.truncation,
+                self.image_token_id,
+                self.image_tokens,
+            )
+            for context, _, images in requests
+        ]
+        generated = self.scorer.generate(rows, max_new, until, sampling, self.eot_token_id)
+        texts = []
+        for new_tokens in generated:
+            text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+            for stop in until:
+                if stop:
+                    text = text.split(stop)[0]
+            texts.append(text)
+        return texts
 
     # --- data parallel (accelerate launch), as lm-eval's `hf` model ---------------------------
 
@@ -324,15 +382,78 @@ def _unpack(args: tuple) -> tuple[str, Any, list]:
     return context, second, images
 
 
-def _parse_batch_size(value: int | str) -> int:
+def _generation_settings(
+    gen_kwargs: dict[str, Any], eos: str | None = None
+) -> tuple[list[str], int, dict[str, Any]]:
+    """(stop strings with the EOS text added, most new tokens, the rest for `generate`)."""
+    settings = normalize_gen_kwargs(dict(gen_kwargs), _GENERATE_DEFAULT_MAX_TOKENS)
+    until = handle_stop_sequences(settings.pop("until", None), eos=eos)
+    max_new = int(settings.pop("max_gen_toks"))
+    temperature = float(settings.pop("temperature", 0.0))
+    do_sample = bool(settings.pop("do_sample", False)) and temperature > 0.0
+    sampling = {"do_sample": do_sample, **({"temperature": temperature} if do_sample else {})}
+    return until, max_new, {**sampling, **settings}
+
+
+def _merge_flags(model_args: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
+    """--model_args plus lm-eval's own flags: a flag wins, unless it holds what lm-eval passes
+    when the flag is not given; a conflict is named in one line."""
+    merged = dict(model_args)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key not in model_args:
+            merged[key] = value
+        elif str(model_args[key]) != str(value) and not _is_lm_eval_default(key, value):
+            log.warning(
+                "--%s %s overrides model_args %s=%s: using %s",
+                key,
+                value,
+                key,
+                model_args[key],
+                value,
+            )
+            merged[key] = value
+    return merged
+
+
+def _is_lm_eval_default(key: str, value: Any) -> bool:
+    default = _LM_EVAL_FLAG_DEFAULTS.get(key)
+    return type(value) is type(default) and value == default
+
+
+def _strict_bool(name: str, value: Any) -> bool:
+    """lm-eval turns true/false into booleans and 1/0 into numbers before we see them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | str) and str(value).lower() in ("1", "true"):
+        return True
+    if isinstance(value, int | str) and str(value).lower() in ("0", "false"):
+        return False
+    raise CompassInputError(f"model_args {name}={value!r}: use true or false (or 1 / 0)")
+
+
+def _parse_batch_size(value: int | str) -> int | str:
+    if str(value).lower() == "auto":
+        return "auto"
     try:
         size = int(value)
     except (TypeError, ValueError):
         raise CompassInputError(
-            f"batch_size={value!r}: give a whole number (automatic batch sizing is not supported)"
+            f"batch_size={value!r}: give a whole number, or auto for the largest batch that fits"
         ) from None
     if size < 1:
         raise CompassInputError(f"batch_size={value!r}: must be at least 1")
+    return size
+
+
+def _parse_max_batch_size(value: int | str | None) -> int | None:
+    """lm-eval's --max_batch_size: the cap of batch_size=auto."""
+    if value is None:
+        return None
+    size = _parse_batch_size(value)
+    if size == "auto":
+        raise CompassInputError("max_batch_size=auto: give a whole number (the cap of auto)")
     return size
 
 

@@ -1,9 +1,15 @@
-"""Batched scoring and generation on token ids: the model-facing half of the `compass` LM.
+"""Scoring and generation on token ids: the model-facing half of the `compass` LM.
 
-Requests that share a context (the choices of one multiple-choice question, the two answers of an
-EDINET question) are scored from one pass over that context: its keys/values are computed once and
-every continuation of the group runs on top of them. Log-probabilities are computed only at
-continuation positions, so long contexts never materialise a sequence × vocabulary tensor.
+Scoring: the rows that share a context (and its images) are one group, laid out as a token trie:
+the context once, then each continuation's tokens but the last, where continuations that begin
+alike (the choices アイ, アウ, … of one question) share their first tokens too. So every distinct
+prefix is computed once. Several groups are packed into each forward row, every token attending
+to its own ancestors only (a block-diagonal mask with explicit positions), and a batch's
+log-probabilities come from one output-layer pass over its scored positions only (long contexts
+never materialise a sequence × vocabulary tensor) and one transfer to the host.
+
+Generation: a batch of left-padded prompts with their images, each row stopping at its own stop
+strings.
 """
 
 from __future__ import annotations
@@ -15,8 +21,16 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from compass_model.errors import CompassInputError
+
+#: The most rows (groups when scoring, prompts when generating) `batch_size=auto` gives on a CPU,
+#: where memory is rarely the limit and larger batches only add padding.
+CPU_AUTO_BATCH = 8
+#: A scoring batch closes early rather than pad past this share of the tokens it needs: groups
+#: of very different lengths (the longest first) do not fill one row width.
+MAX_PADDING = 0.05
 
 
 @dataclass
@@ -74,13 +88,66 @@ def fit_to_length(
 
 
 @dataclass
-class _Pass:
-    """One forward row: input ids with their images, and the (row index, continuation) pairs
-    scored at its end."""
+class _Group:
+    """The rows of one context as a token trie. Nodes are numbered parents first: the context
+    is nodes 0…C-1; `ancestors[j]` are the branch nodes (≥ C) from the context's end down to
+    branch node C+j, itself included.
+    `scored[k]` are the nodes whose outputs predict row `rows[k]`'s continuation tokens."""
 
-    input_ids: list[int]
+    tokens: list[int]
+    depths: list[int]
+    context_length: int
+    ancestors: list[list[int]]
     images: list
-    targets: list[tuple[int, list[int]]]
+    rows: list[int]
+    scored: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def is_a_path(self) -> bool:
+        """No branching (one-token answers, or answers that differ only in their last token):
+        node i sees nodes 0…i, plain causal attention."""
+        return all(len(path) == j + 1 for j, path in enumerate(self.ancestors))
+
+
+def _build_group(rows: list[ScoreRow], members: list[int]) -> _Group:
+    first = rows[members[0]]
+    context = first.context
+    if not context:
+        raise CompassInputError("a request has an empty context: lm-eval always gives one token")
+    tokens, depths = list(context), list(range(len(context)))
+    ancestors: list[list[int]] = []
+    child: dict[tuple[int, int], int] = {}
+    scored = []
+    for i in members:
+        # An empty continuation (a tokenizer merging it into the context) scores 0, greedily.
+        node, path = len(context) - 1, []
+        nodes = [node] if rows[i].continuation else []
+        for token in rows[i].continuation[:-1]:
+            key = (node, token)
+            if key not in child:
+                child[key] = len(tokens)
+                tokens.append(token)
+                depths.append(depths[node] + 1)
+                ancestors.append([*path, len(tokens) - 1])
+            node = child[key]
+            path.append(node)
+            nodes.append(node)
+        scored.append(nodes)
+    return _Group(tokens, depths, len(context), ancestors, first.images, members, scored)
+
+
+def _allowed(group: _Group) -> torch.Tensor:
+    """(n, n) boolean: node i may attend node j iff j is i itself or one of its ancestors."""
+    n, c = len(group), group.context_length
+    allowed = torch.zeros(n, n, dtype=torch.bool)
+    allowed[:c, :c] = torch.ones(c, c, dtype=torch.bool).tril_()
+    allowed[c:, :c] = True
+    for j, path in enumerate(group.ancestors):
+        allowed[c + j, path] = True
+    return allowed
 
 
 def _image_key(image) -> str:
@@ -89,9 +156,49 @@ def _image_key(image) -> str:
     return f"{image.mode}{image.size}{digest}"
 
 
+def _batches(groups: list[_Group], batch_size: int) -> list[list[_Group]]:
+    """Consecutive groups (longest first), `batch_size` per batch, halved until the packed rows
+    pad no more than MAX_PADDING of the tokens they need."""
+    batches: list[list[_Group]] = []
+    start = 0
+    while start < len(groups):
+        size = batch_size
+        while size > 1 and _padding(groups[start : start + size]) > MAX_PADDING:
+            size //= 2
+        batches.append(groups[start : start + size])
+        start += len(batches[-1])
+    return batches
+
+
+def _padding(batch: list[_Group]) -> float:
+    needed = sum(map(len, batch))
+    return len(_pack(batch)) * max(map(len, batch)) / needed - 1
+
+
+def _pack(groups: list[_Group]) -> list[list[tuple[int, int]]]:
+    """First-fit decreasing into rows as long as the longest group: per row, (group, offset)."""
+    capacity = max(map(len, groups))
+    rows: list[list[tuple[int, int]]] = []
+    free: list[int] = []
+    for g in sorted(range(len(groups)), key=lambda g: -len(groups[g])):
+        size = len(groups[g])
+        for r, room in enumerate(free):
+            if size <= room:
+                rows[r].append((g, capacity - room))
+                free[r] -= size
+                break
+        else:
+            rows.append([(g, 0)])
+            free.append(capacity - size)
+    return rows
+
+
 class Scorer:
     """Runs a LLaVA-layout model on rows of ids: log-likelihoods of continuations, and greedy or
-    sampled generation. `share_context=False` scores every row on its own (the reference path)."""
+    sampled generation. `share_context=False` gives every row a group of its own (the reference
+    path). `tokens_computed` / `tokens_needed` count the positions run through the model
+    (padding included) and the distinct prefixes of each context's rows, the least any scorer
+    that shares nothing across contexts must compute; `scoring_passes` the forward passes."""
 
     def __init__(
         self, model, processor, device: torch.device, pad_id: int, share_context: bool = True
@@ -101,7 +208,9 @@ class Scorer:
         self.processor = processor
         self.device = device
         self.pad_id = pad_id
-        self.image_token_id = model.config.image_token_id
+        self.tokens_computed = 0
+        self.tokens_needed = 0
+        self.scoring_passes = 0
 
     def _pixels(self, images: list) -> torch.Tensor | None:
         if not images:
@@ -109,151 +218,172 @@ class Scorer:
         pixels = self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
         return pixels.to(self.device, self.model.dtype)
 
+    def groups(self, rows: list[ScoreRow]) -> list[_Group]:
+        """One group per distinct (context, images), longest first: the first batch shows the
+        worst-case memory at once."""
+        by_context: dict[object, list[int]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            key = (tuple(row.context), *map(_image_key, row.images)) if self.share_context else i
+            by_context[key].append(i)
+        groups = [_build_group(rows, members) for members in by_context.values()]
+        return sorted(groups, key=lambda g: -len(g))
+
     @torch.inference_mode()
     def loglikelihoods(
         self, rows: list[ScoreRow], batch_size: int, progress: bool = False, desc: str = ""
     ) -> list[tuple[float, bool]]:
-        """(sum of log-probabilities of the continuation, whether it is the greedy choice)."""
+        """(sum of log-probabilities of the continuation, whether it is the greedy choice);
+        up to `batch_size` groups per forward pass."""
         results: list[tuple[float, bool] | None] = [None] * len(rows)
         bar = tqdm(total=len(rows), disable=not progress, desc=desc)
-        passes, shared = self._plan(rows)
-        for members in shared:
-            group = [rows[i] for i in members]
-            for i, result in zip(members, self._score_shared(group), strict=True):
+        for batch in _batches(self.groups(rows), batch_size):
+            indices = [i for group in batch for i in group.rows]
+            for i, result in zip(indices, self._score_batch(rows, batch), strict=True):
                 results[i] = result
-            bar.update(len(members))
-        # Longest first: the first batch shows the worst-case memory at once.
-        passes.sort(key=lambda p: -len(p.input_ids))
-        for first in range(0, len(passes), batch_size):
-            batch = passes[first : first + batch_size]
-            for i, result in self._score_passes(batch):
-                results[i] = result
-            bar.update(sum(len(p.targets) for p in batch))
+            bar.update(len(indices))
         bar.close()
         return results  # type: ignore[return-value]
 
-    def _plan(self, rows: list[ScoreRow]) -> tuple[list[_Pass], list[list[int]]]:
-        """Rows whose context and continuation agree up to the continuation's last token (the
-        choices "A", "B", … of a question) are one forward pass. Of the rest, rows with the same
-        context share its keys/values, where the context can be split before its last token
-        without cutting an image. Anything else is a forward pass of its own."""
-        by_input: dict[object, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            by_input[self._key(i, row.context + row.continuation[:-1], row.images)].append(i)
-        passes, by_context = [], defaultdict(list)
-        for members in by_input.values():
-            first = rows[members[0]]
-            if len(members) > 1:
-                targets = [(i, rows[i].continuation) for i in members]
-                passes.append(_Pass(first.context + first.continuation[:-1], first.images, targets))
-            else:
-                by_context[self._key(members[0], first.context, first.images)].append(members[0])
-        shared = []
-        for members in by_context.values():
-            context = rows[members[0]].context
-            if len(members) > 1 and len(context) > 1 and context[-1] != self.image_token_id:
-                shared.append(members)
-                continue
-            for i in members:
-                row = rows[i]
-                passes.append(
-                    _Pass(
-                        (row.context + row.continuation)[:-1], row.images, [(i, row.continuation)]
-                    )
-                )
-        return passes, shared
+    def _score_batch(self, rows: list[ScoreRow], batch: list[_Group]) -> list[tuple[float, bool]]:
+        """Results for every row of `batch`, group by group, in each group's row order."""
+        layout = _pack(batch)
+        width = max(map(len, batch))
+        input_ids = torch.full((len(layout), width), self.pad_id, dtype=torch.long)
+        positions = torch.zeros((len(layout), width), dtype=torch.long)
+        # Padding attends to itself only, so no query row is empty.
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(layout), 1, 1)
+        images, flat_of = [], {}
+        for r, placed in enumerate(layout):
+            for g, offset in placed:
+                group, end = batch[g], offset + len(batch[g])
+                input_ids[r, offset:end] = torch.tensor(group.tokens)
+                positions[r, offset:end] = torch.tensor(group.depths)
+                allowed[r, offset:end, offset:end] = _allowed(group)
+                images += group.images
+                flat_of[g] = r * width + offset
+        self.tokens_computed += input_ids.numel()
+        self.tokens_needed += sum(map(len, batch))
+        self.scoring_passes += 1
 
-    def _key(self, index: int, ids: list[int], images: list) -> object:
-        if not self.share_context:
-            return index
-        return (tuple(ids), *map(_image_key, images))
+        # Every scored position, its target token and the row (within the batch) it counts for.
+        scored, targets, lengths = [], [], []
+        for g, group in enumerate(batch):
+            for k, i in enumerate(group.rows):
+                scored += [flat_of[g] + node for node in group.scored[k]]
+                targets += rows[i].continuation
+                lengths.append(len(rows[i].continuation))
+        owner = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+        owner = owner.to(self.device)
 
-    def _score_shared(self, group: list[ScoreRow]) -> list[tuple[float, bool]]:
-        """The context's keys/values are computed once; then every continuation runs in one row
-        on top of them, each segment seeing the context and its own earlier tokens only (a 4-D
-        mask and explicit positions), so the cache is never copied per continuation."""
-        context = group[0].context
-        cached = len(context) - 1
-        cache = self.model.model(
-            input_ids=torch.tensor([context[:-1]], device=self.device),
-            pixel_values=self._pixels(group[0].images),
-            use_cache=True,
-        ).past_key_values
-        # Each segment re-reads the context's last token, then its continuation but the last
-        # token: as long as its continuation.
-        lengths = [len(row.continuation) for row in group]
-        segments = [t for row in group for t in (context[-1], *row.continuation[:-1])]
-        positions = torch.cat([torch.arange(n) for n in lengths]) + cached
+        # One unbranched group per row is plain causal attention over right padding: no mask,
+        # so attention takes its fast path.
+        plain = all(len(placed) == 1 and batch[placed[0][0]].is_a_path for placed in layout)
+        layout_args = (
+            {}
+            if plain
+            else {
+                "position_ids": positions.to(self.device),
+                "attention_mask": self._attention_mask(allowed),
+            }
+        )
         hidden = self.model.model(
-            input_ids=torch.tensor([segments], device=self.device),
-            position_ids=positions[None].to(self.device),
-            attention_mask=self._segment_mask(cached, lengths),
-            cache=cache,
-            use_cache=True,
-        ).last_hidden_state[0]
-        return [
-            self._continuation_score(states, row.continuation)
-            for states, row in zip(hidden.split(lengths), group, strict=True)
-        ]
-
-    def _segment_mask(self, cached: int, lengths: list[int]) -> torch.Tensor:
-        """Additive mask (1, 1, queries, cached + queries): all of the cache, and causal within
-        each segment; what eager and SDPA attention both take as given."""
-        segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
-        step = torch.arange(len(segment))
-        allowed = (segment[:, None] == segment[None, :]) & (step[:, None] >= step[None, :])
-        allowed = torch.cat([torch.ones(len(segment), cached, dtype=torch.bool), allowed], dim=1)
-        mask = torch.zeros(allowed.shape, dtype=self.model.dtype)
-        mask.masked_fill_(~allowed, torch.finfo(self.model.dtype).min)
-        return mask[None, None].to(self.device)
-
-    def _score_passes(self, batch: list[_Pass]) -> list[tuple[int, tuple[float, bool]]]:
-        """Each target's continuation ends where its pass's input ends."""
-        hidden = self.model.model(
-            input_ids=self._right_padded([p.input_ids for p in batch]),
-            pixel_values=self._pixels([image for p in batch for image in p.images]),
+            input_ids=input_ids.to(self.device),
+            pixel_values=self._pixels(images),
+            **layout_args,
         ).last_hidden_state
-        end_of = [len(p.input_ids) for p in batch]
+        states = hidden.reshape(-1, hidden.shape[-1])[
+            torch.tensor(scored, dtype=torch.long, device=self.device)
+        ]
+        logprobs = torch.log_softmax(self.model.lm_head(states).float(), dim=-1)
+        target = torch.tensor(targets, dtype=torch.long, device=self.device)
+        picked = logprobs.gather(1, target[:, None])[:, 0]
+        missed = (logprobs.argmax(dim=-1) != target).float()
+        totals = torch.zeros(len(lengths), device=self.device).index_add_(0, owner, picked)
+        misses = torch.zeros(len(lengths), device=self.device).index_add_(0, owner, missed)
         return [
-            (i, self._continuation_score(hidden[row, end_of[row] - len(cont) : end_of[row]], cont))
-            for row, p in enumerate(batch)
-            for i, cont in p.targets
+            (total, miss == 0.0)
+            for total, miss in torch.stack([totals, misses], dim=1).cpu().tolist()
         ]
 
-    def _right_padded(self, inputs: list[list[int]]) -> torch.Tensor:
-        """Right padding needs no attention mask: a real position never attends a later one."""
-        input_ids = torch.full((len(inputs), max(map(len, inputs))), self.pad_id, dtype=torch.long)
-        for i, ids in enumerate(inputs):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-        return input_ids.to(self.device)
+    def _attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """(rows, 1, n, n): boolean for SDPA, additive for implementations that add the mask."""
+        mask = allowed[:, None]
+        if self.model.config.text_config._attn_implementation != "sdpa":
+            additive = torch.zeros(mask.shape, dtype=self.model.dtype)
+            mask = additive.masked_fill_(~mask, torch.finfo(self.model.dtype).min)
+        return mask.to(self.device)
 
-    def _continuation_score(self, hidden: torch.Tensor, continuation: list[int]):
-        logprobs = torch.log_softmax(self.model.lm_head(hidden).float(), dim=-1)
-        target = torch.tensor(continuation, device=logprobs.device)
-        total = logprobs.gather(1, target[:, None]).sum().item()
-        return total, bool((logprobs.argmax(dim=-1) == target).all())
+    @torch.inference_mode()
+    def largest_batch(self, length: int, cap: int | None) -> int:
+        """`batch_size=auto`: on CUDA, the most rows of `length` tokens that one forward pass
+        with log-probabilities at every position holds (more than scoring needs), halving from
+        `cap` (default 64) at each out-of-memory error; elsewhere `cap` or CPU_AUTO_BATCH."""
+        if self.device.type != "cuda":
+            return cap or CPU_AUTO_BATCH
+        size = cap or 64
+        while size > 1:
+            try:
+                ids = torch.full((size, max(length, 1)), self.pad_id, device=self.device)
+                hidden = self.model.model(input_ids=ids).last_hidden_state
+                torch.log_softmax(self.model.lm_head(hidden).float(), dim=-1)
+                return size
+            except torch.cuda.OutOfMemoryError:
+                size //= 2
+            finally:
+                torch.cuda.empty_cache()
+        return 1
 
     @torch.inference_mode()
     def generate(
         self,
-        row: ScoreRow,
+        rows: list[ScoreRow],
         max_new_tokens: int,
-        stopping,
+        stops: list[str],
         sampling: dict[str, Any],
         eos_token_id: int,
-    ) -> list[int]:
-        input_ids = torch.tensor([row.context], device=self.device)
+    ) -> list[list[int]]:
+        """New tokens of each prompt, generated as one left-padded batch."""
+        width = max(len(row.context) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            input_ids[r, width - len(row.context) :] = torch.tensor(row.context)
+            attention_mask[r, width - len(row.context) :] = 1
         # LLaVA's generate breaks on an explicit pixel_values=None: pass images only when given.
-        pixels = self._pixels(row.images)
+        pixels = self._pixels([image for row in rows for image in row.images])
         images = {} if pixels is None else {"pixel_values": pixels}
+        stopping = StoppingCriteriaList(
+            [_StopAtStrings(self.processor.tokenizer, stops, width)] if stops else []
+        )
+        self.tokens_computed += input_ids.numel()
         output = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
             **images,
             max_new_tokens=max_new_tokens,
             stopping_criteria=stopping,
             pad_token_id=self.pad_id,
             eos_token_id=eos_token_id,
+            # Keys/values in one buffer sized for prompt + new tokens, instead of a cache that
+            # is concatenated anew at every step (a fifth of the time on a CPU).
+            cache_implementation="static",
             **sampling,
         )
-        return output[0, input_ids.shape[1] :].tolist()
+        return output[:, width:].tolist()
+
+
+class _StopAtStrings(StoppingCriteria):
+    """Finishes each row once any stop string appears in what it generated, so the batch ends
+    when every row is done (lm-eval's criterion waits until one string appeared in all rows)."""
+
+    def __init__(self, tokenizer, stops: list[str], start: int) -> None:
+        self.tokenizer = tokenizer
+        self.stops = stops
+        self.start = start
+        # A stop string may be generated as more tokens than it encodes to: look two further back.
+        self.lookback = max(len(tokenizer.encode(s, add_special_tokens=False)) for s in stops) + 2
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        tails = self.tokenizer.batch_decode(input_ids[:, self.start :][:, -self.lookback :])
+        done = [any(stop in tail for stop in self.stops) for tail in tails]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

@@ -20,26 +20,33 @@ def language_model_dir(tiny_checkpoint, tmp_path_factory):
     )
 
 
-def _evaluate(model: str, model_args: str) -> dict:
+def _evaluate(model: str, model_args: str, task: str, batch_size: int, limit: int | None) -> dict:
     return simple_evaluate(
         model=model,
         model_args=model_args,
-        tasks=["cma_basics"],
+        tasks=[task],
         device="cpu",
-        batch_size=1,
+        batch_size=batch_size,
+        limit=limit,
         log_samples=True,
     )
 
 
-def test_cma_basics_loglikelihoods_and_accuracy_match_hf(
-    tiny_checkpoint, language_model_dir, monkeypatch
+# cma_basics: answers are whole texts. cpa_audit-1.0-0.1: answers (アイ, アウ, …) begin alike, so
+# they share tokens beyond the context; at batch 8 several questions share each forward row.
+@pytest.mark.parametrize(
+    ("task", "batch_size", "limit", "n_docs"),
+    [("cma_basics", 1, None, 38), ("cpa_audit-1.0-0.1", 8, 24, 24)],
+)
+def test_loglikelihoods_and_accuracy_match_hf(
+    tiny_checkpoint, language_model_dir, monkeypatch, task, batch_size, limit, n_docs
 ):
     monkeypatch.setenv("COMPASS_DATA_DIR", str(SHARED_DATA))
-    ours = _evaluate("compass", f"pretrained={tiny_checkpoint}")
-    theirs = _evaluate("hf", f"pretrained={language_model_dir}")
-    our_samples = sorted(ours["samples"]["cma_basics"], key=lambda s: s["doc_id"])
-    their_samples = sorted(theirs["samples"]["cma_basics"], key=lambda s: s["doc_id"])
-    assert len(our_samples) == len(their_samples) == 38
+    ours = _evaluate("compass", f"pretrained={tiny_checkpoint}", task, batch_size, limit)
+    theirs = _evaluate("hf", f"pretrained={language_model_dir}", task, batch_size, limit)
+    our_samples = sorted(ours["samples"][task], key=lambda s: s["doc_id"])
+    their_samples = sorted(theirs["samples"][task], key=lambda s: s["doc_id"])
+    assert len(our_samples) == len(their_samples) == n_docs
     compared = 0
     for mine, hers in zip(our_samples, their_samples, strict=True):
         for (ll_mine, greedy_mine), (ll_hers, greedy_hers) in zip(
@@ -48,9 +55,25 @@ def test_cma_basics_loglikelihoods_and_accuracy_match_hf(
             assert float(ll_mine) == pytest.approx(float(ll_hers), abs=1e-4)
             assert greedy_mine == greedy_hers
             compared += 1
-    assert compared > 38
+    assert compared > n_docs
     for metric in ("acc,none", "acc_norm,none"):
-        assert ours["results"]["cma_basics"][metric] == theirs["results"]["cma_basics"][metric]
+        assert ours["results"][task][metric] == theirs["results"][task][metric]
+
+
+def test_without_bos_scores_match_hf_without_bos(tiny_checkpoint, language_model_dir):
+    """add_bos_token=False: what lm-eval's vLLM backend scores (the JP Fin leaderboard's runs)."""
+    requests = [
+        Instance("loglikelihood", {}, ("売上高は", "増加しました"), idx=0),
+        Instance("loglikelihood", {}, ("監査意見は", "適正"), idx=1),
+    ]
+    with_bos = CompassLM(pretrained=str(tiny_checkpoint)).loglikelihood(requests)
+    ours = CompassLM(pretrained=str(tiny_checkpoint), add_bos_token=False).loglikelihood(requests)
+    theirs = HFLM(
+        pretrained=str(language_model_dir), device="cpu", add_bos_token=False
+    ).loglikelihood(requests)
+    for (mine, _), (hers, _), (bos, _) in zip(ours, theirs, with_bos, strict=True):
+        assert mine == pytest.approx(hers, abs=1e-4)
+        assert mine != pytest.approx(bos, abs=1e-3)
 
 
 def test_rolling_loglikelihood_matches_hf(tiny_checkpoint, language_model_dir):
