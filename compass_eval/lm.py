@@ -26,10 +26,10 @@ _DTYPES = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
-_TRUNCATION_SIDES = ("left", "right")
+_TRUNCATION_SIDES = ("left", "right", "middle")
 _KNOWN_ARGS = (
-    "pretrained, phase, dtype, device, max_length, truncation, batch_size, allow_pickle, "
-    "add_bos_token"
+    "pretrained, phase, dtype, device, max_length, truncation, keep_head_tokens, batch_size, "
+    "allow_pickle, add_bos_token"
 )
 # What lm-eval's CLI passes for --batch_size / --device when the flag is not given (a given
 # --batch_size arrives as text, "1"; a given --device cuda:0 cannot be told from no flag): a
@@ -43,9 +43,10 @@ _TINY_WARNING = (
 
 
 class CompassLM(TemplateLM):
-    """model_args: pretrained, phase, dtype, device, max_length, truncation, batch_size
-    (a number or `auto`), allow_pickle, add_bos_token. Truncation cuts the context (never the
-    continuation), from the stated side."""
+    """model_args: pretrained, phase, dtype, device, max_length, truncation, keep_head_tokens,
+    batch_size (a number or `auto`), allow_pickle, add_bos_token. Truncation cuts the context
+    (never the continuation) from the stated side; `middle` keeps its first `keep_head_tokens`
+    (chat prefix, system turn, instructions) and its end, and cuts what lies between."""
 
     MULTIMODAL = True
 
@@ -57,6 +58,7 @@ class CompassLM(TemplateLM):
         device: str | None = None,
         max_length: int | None = None,
         truncation: str = "left",
+        keep_head_tokens: int = 1024,
         batch_size: int | str = 1,
         max_batch_size: int | None = None,
         allow_pickle: bool = False,
@@ -72,7 +74,17 @@ class CompassLM(TemplateLM):
         if dtype not in _DTYPES:
             raise CompassInputError(f"model_args dtype={dtype!r}: use one of {sorted(_DTYPES)}")
         if truncation not in _TRUNCATION_SIDES:
-            raise CompassInputError(f"model_args truncation={truncation!r}: use left or right")
+            raise CompassInputError(
+                f"model_args truncation={truncation!r}: use left, right or middle"
+            )
+        if isinstance(keep_head_tokens, bool) or not isinstance(keep_head_tokens, int):
+            raise CompassInputError(
+                f"model_args keep_head_tokens={keep_head_tokens!r}: give a whole number of tokens"
+            )
+        if keep_head_tokens < 0:
+            raise CompassInputError("model_args keep_head_tokens must be ≥ 0")
+        self.keep_head_tokens = keep_head_tokens
+        self.truncated_requests = 0
         self.batch_size = _parse_batch_size(batch_size)
         self.max_batch_size = _parse_max_batch_size(max_batch_size)
         self._auto_batch_sizes: dict[str, int] = {}
@@ -159,6 +171,8 @@ class CompassLM(TemplateLM):
             "compass_pretrained": self.pretrained or "tiny (random, seeded)",
             "compass_manifest": self.manifest,
             "compass_truncation": self.truncation,
+            "compass_keep_head_tokens": self.keep_head_tokens,
+            "compass_truncated_requests": self.truncated_requests,
             "compass_add_bos_token": self.add_bos_token,
             "compass_batch_size": self.batch_size,
             "compass_device": str(self._device),
@@ -301,12 +315,7 @@ class CompassLM(TemplateLM):
         return self._batch_size_for("generate_until", min(longest + most_new, self.max_length))
 
     def _score(self, rows: list[ScoreRow], disable_tqdm: bool, what: str):
-        fitted = [
-            fit_to_length(
-                row, self.max_length + 1, self.truncation, self.image_token_id, self.image_tokens
-            )
-            for row in rows
-        ]
+        fitted = [self._fit(row, self.max_length + 1) for row in rows]
         longest = max((len(row.context) + len(row.continuation) for row in fitted), default=0)
         return self.scorer.loglikelihoods(
             fitted,
@@ -321,6 +330,19 @@ class CompassLM(TemplateLM):
         ids, tail = self._encode_with_images(context, len(images))
         return ids + self.tok_encode(tail, add_special_tokens=False)
 
+    def _fit(self, row: ScoreRow, limit: int) -> ScoreRow:
+        """The row cut to `limit` tokens by the stated policy; cut rows are counted."""
+        fitted = fit_to_length(
+            row,
+            limit,
+            self.truncation,
+            self.image_token_id,
+            self.image_tokens,
+            keep_head=self.keep_head_tokens,
+        )
+        self.truncated_requests += len(fitted.context) < len(row.context)
+        return fitted
+
     def _generate_batch(self, chunk: list[tuple]) -> list[str]:
         """One batch of requests whose generation settings are equal (the Collator's groups)."""
         requests = [_unpack(args) for args in chunk]
@@ -328,12 +350,8 @@ class CompassLM(TemplateLM):
             requests[0][1], eos=self.tokenizer.decode([self.eot_token_id])
         )
         rows = [
-            fit_to_length(
-                ScoreRow(self._prompt_ids(context, images), [], images),
-                self.max_length - max_new,
-                self.truncation,
-                self.image_token_id,
-                self.image_tokens,
+            self._fit(
+                ScoreRow(self._prompt_ids(context, images), [], images), self.max_length - max_new
             )
             for context, _, images in requests
         ]

@@ -57,10 +57,11 @@ def _image_blocks(ids: list[int], image_token_id: int, block: int) -> list[int]:
 
 
 def fit_to_length(
-    row: ScoreRow, limit: int, side: str, image_token_id: int, block: int
+    row: ScoreRow, limit: int, side: str, image_token_id: int, block: int, keep_head: int = 0
 ) -> ScoreRow:
     """Cuts the context (never the continuation) so context + continuation ≤ `limit` tokens.
 
+    `left` cuts its start, `right` its end, `middle` what follows its first `keep_head` tokens.
     An image (a run of `block` image tokens) is kept whole or dropped whole, never split.
     """
     excess = len(row.context) + len(row.continuation) - limit
@@ -72,6 +73,21 @@ def fit_to_length(
             " raise max_length"
         )
     starts = _image_blocks(row.context, image_token_id, block) if row.images else []
+    if side == "middle":
+        first = min(keep_head, len(row.context) - excess)
+        for start in starts:
+            if start < first < start + block:
+                first = start
+        last = first + excess
+        for start in starts:
+            if start < last < start + block:
+                last = start + block
+        kept = [
+            image
+            for image, start in zip(row.images, starts, strict=True)
+            if start + block <= first or start >= last
+        ]
+        return ScoreRow(row.context[:first] + row.context[last:], row.continuation, kept)
     if side == "left":
         cut = excess
         for start in starts:

@@ -71,11 +71,35 @@ def test_truncation_keeps_continuation_and_whole_images():
         fit_to_length(row, limit=2, side="left", image_token_id=image_id, block=block)
 
 
+def test_middle_truncation_keeps_the_head_and_the_end():
+    """EDINET-Bench's instructions come first and the answer cue last: `middle` cuts between."""
+    text = ScoreRow(list(range(20)), [99], [])
+    cut = fit_to_length(text, limit=11, side="middle", image_token_id=9, block=3, keep_head=4)
+    assert cut.context == [0, 1, 2, 3, 14, 15, 16, 17, 18, 19] and cut.continuation == [99]
+    # an image across either edge of the cut is dropped whole
+    image_id, block = 9, 3
+    row = ScoreRow([1, 9, 9, 9, 5, 6, 9, 9, 9, 7], [8], ["first", "second"])
+    cut = fit_to_length(
+        row, limit=8, side="middle", image_token_id=image_id, block=block, keep_head=2
+    )
+    assert cut.context == [1, 5, 6, 9, 9, 9, 7] and cut.images == ["second"]
+
+
 def test_bad_model_args_are_named(tiny_checkpoint):
     with pytest.raises(CompassInputError, match="unknown model_args key.*colour"):
         CompassLM(pretrained=str(tiny_checkpoint), colour="red")
     with pytest.raises(CompassInputError, match="truncation"):
-        CompassLM(pretrained=str(tiny_checkpoint), truncation="middle")
+        CompassLM(pretrained=str(tiny_checkpoint), truncation="centre")
+    with pytest.raises(CompassInputError, match="keep_head_tokens"):
+        CompassLM(pretrained=str(tiny_checkpoint), truncation="middle", keep_head_tokens="many")
+
+
+def test_truncated_requests_are_counted(tiny_checkpoint):
+    lm = CompassLM(pretrained=str(tiny_checkpoint), max_length=16, truncation="middle")
+    long = _request("generate_until", "決算 " * 40, {"max_gen_toks": 2})
+    lm.generate_until([long, _request("generate_until", "短い", {"max_gen_toks": 2})])
+    info = lm.get_model_info()
+    assert info["compass_truncated_requests"] == 1 and info["compass_truncation"] == "middle"
 
 
 def test_generation_without_an_image_returns_text(lm):
