@@ -301,3 +301,31 @@ def test_best_of_variants_interval():
     twin = 0.7 + 0.02 * rng.standard_normal(4000)
     low_two, _ = resampling.max_t_interval(np.array([0.7, 0.7]), np.stack([leader, twin]), 0.95)
     assert low_two < low  # simultaneous bounds for two candidates are wider than one alone
+
+
+def test_leaderboard_zero_rule_is_applied_and_said(tmp_path):
+    """make_leaderboard.py averages with `if result:`: a subtask scoring exactly 0 is left out."""
+    from sklearn.metrics import f1_score
+
+    gold = [0, 1] * 10
+    chabsa_values = [[g, g] for g in gold]
+    chabsa = {
+        "metric": "f1",
+        "values": chabsa_values,
+        "score": 1.5 * f1_score(gold, gold, average="macro"),
+        "docs": [{"source_file": f"E{i // 4}"} for i in range(20)],
+        "metadata": {"cluster_key": "source_file"},
+    }
+    tasks = {
+        "chabsa": chabsa,
+        "cma_basics": acc_task(binary(5, 10)),
+        "cpa_audit": acc_task(binary(0, 10)),
+        "fp2": acc_task(binary(4, 10)),
+        "security_sales_1": acc_task(binary(3, 10)),
+    }
+    code, report = _report(tmp_path, {"p0": tasks, "p1": tasks})
+    assert code == 0
+    entry = report["benchmarks"]["jp_fin_harness"]
+    assert entry["scores"]["p0"] == pytest.approx((1.5 + 0.5 + 0.4 + 0.3) / 4)
+    assert entry["zero_left_out"]["p0"] == ["cpa_audit"]
+    assert any("cpa_audit scored exactly 0 and is left out" in n for n in report["notes"])

@@ -286,6 +286,13 @@ def _notes(benchmarks: dict, logs: Logs) -> list[str]:
             "No per-sample logs were found (run lm_eval with --log_samples): no confidence "
             "intervals or paired tests could be computed."
         )
+    for name, entry in benchmarks.items():
+        for phase, left_out in entry.get("zero_left_out", {}).items():
+            notes.append(
+                f"{name} in {phase}: {', '.join(left_out)} scored exactly 0 and "
+                f"{'is' if len(left_out) == 1 else 'are'} left out of the mean, as the JP Fin "
+                "Harness leaderboard (make_leaderboard.py) averages."
+            )
     return notes
 
 
