@@ -51,6 +51,7 @@ from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
+from compass_eval.data import edinet
 from compass_eval.data.edinet import INDUSTRIES, TASKS
 from compass_eval.lm import CompassLM
 from compass_model.assemble import build_random
@@ -67,7 +68,7 @@ BENCH = dataclasses.replace(
         "num_hidden_layers": 4,
         "num_attention_heads": 8,
         "num_key_value_heads": 8,
-        # Holds the EDINET tasks' own truncation (12,000 characters: ~9.4k tokens here) whole.
+        # Holds the EDINET tasks' report budget (max_position_embeddings − 1,024 characters) whole.
         "max_position_embeddings": 16384,
     },
 )
@@ -76,15 +77,15 @@ BENCH = dataclasses.replace(
 def _write_long_edinet(root: Path, n_docs: int) -> None:
     """Synthetic records in EDINET-Bench's schema, statements long enough to be truncated."""
     for task in TASKS:
-        folder = root / "edinet" / task
-        folder.mkdir(parents=True)
+        path = root / edinet.relative_file(task)  # industry is EDINET-Bench's train split
+        path.parent.mkdir(parents=True)
         records = _long_records(n_docs)
         if task == "industry_prediction":
             for i, record in enumerate(records):
                 del record["label"]
                 record["industry"] = INDUSTRIES[i % len(INDUSTRIES)]
         lines = [json.dumps(record, ensure_ascii=False) + "\n" for record in records]
-        (folder / "test.jsonl").write_text("".join(lines), encoding="utf-8")
+        path.write_text("".join(lines), encoding="utf-8")
 
 
 def _long_records(n_docs: int) -> list[dict]:
