@@ -252,4 +252,7 @@ def gate_table(result: GateResult) -> str:
 
 
 def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    if value is None:
+        return "—"
+    text = f"{value:.4f}"
+    return "0.0000" if text == "-0.0000" else text  # a zero drop is not a gain
