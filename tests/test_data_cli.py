@@ -111,6 +111,39 @@ def test_import_refuses_an_empty_or_broken_copy(monkeypatch, capsys, tmp_path, c
     assert capsys.readouterr().err.startswith("compass-data: ")
 
 
+def _tree(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_broken_import_leaves_the_good_data_as_it_was(monkeypatch, capsys, tmp_path):
+    """Checked before it replaces anything: a bad copy cannot spoil a good data root."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(root))
+    assert cli.main(["import", "jp_fin_harness", str(DEMO / "jp_fin_harness")]) == 0
+    before = _tree(root)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "fp2.json").write_text("{not json", encoding="utf-8")
+    capsys.readouterr()
+    assert cli.main(["import", "jp_fin_harness", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("compass-data: imported fp2 does not load") and err.count("\n") == 1
+    assert _tree(root) == before
+
+
+def test_import_refuses_symbolic_links(monkeypatch, capsys, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not benchmark data", encoding="utf-8")
+    source = tmp_path / "copy"
+    shutil.copytree(DEMO / "jp_fin_harness", source)
+    (source / "fp2.json").unlink()
+    (source / "fp2.json").symlink_to(secret)
+    monkeypatch.setenv("COMPASS_DATA_DIR", str(tmp_path / "root"))
+    assert cli.main(["import", "jp_fin_harness", str(source)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert not (tmp_path / "root").exists()
+
+
 def test_the_training_data_verbs_share_the_command(tmp_path, capsys):
     assert cli.main(["inspect", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith(f"error: {tmp_path} is not a dataset folder")

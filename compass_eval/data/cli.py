@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from compass_eval.data.fetch import HUB_FAMILIES, FetchError, fetch_family
 from compass_eval.data.fingerprint import fingerprint_docs
 from compass_eval.data.root import ENV_VAR, MissingDataError, data_root
 from compass_eval.data.sources import FAMILIES, SOURCES, load_dataset
+from compass_model import atomic
+from compass_model.errors import CompassInputError
 from compass_train.synth import cli as training_data
 
 EXIT_DATA = 2
@@ -74,31 +78,70 @@ def _expected(family: str) -> list[Path]:
 
 
 def import_family(family: str, path: Path) -> int:
-    """Copies the family's files from `path` (laid out like `<root>/<family>/`), then loads them."""
+    """Checks a local copy (laid out like `<root>/<family>/`) in a staged copy of the family and
+    only then puts it in place: a copy that does not load, or one holding links, changes nothing."""
     present = [item for item in _expected(family) if (path / item).exists()]
     if not present:
         wanted = ", ".join(str(item) for item in _expected(family))
         print(f"compass-data: {path} holds none of {wanted}", file=sys.stderr)
         return EXIT_DATA
+    link = _first_link(path, present)
+    if link is not None:
+        print(
+            f"compass-data: {link} is a symbolic link; import real files only "
+            "(a link could bring any file of the machine into the data root)",
+            file=sys.stderr,
+        )
+        return EXIT_DATA
     target = data_root() / family
-    for item in present:
-        destination = target / item
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if (path / item).is_dir():
-            shutil.copytree(path / item, destination, dirs_exist_ok=True)
-        else:
-            shutil.copy2(path / item, destination)
-    for name, source in SOURCES.items():
-        if source.family != family:
-            continue
-        try:
-            load_dataset(name)
-        except MissingDataError:
-            continue
-        except Exception as error:  # any parse failure means the copy is not in the schema
-            print(f"compass-data: imported {name} does not load: {error}", file=sys.stderr)
-            return EXIT_DATA
+    try:
+        with atomic.staged_directory(target) as stage:
+            if target.is_dir():
+                shutil.copytree(target, stage, dirs_exist_ok=True)
+            for item in present:
+                destination = stage / item
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                if (path / item).is_dir():
+                    shutil.copytree(path / item, destination, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(path / item, destination)
+            _check_loads(family, stage)
+    except CompassInputError as error:
+        print(f"compass-data: {error}", file=sys.stderr)
+        return EXIT_DATA
     return status(as_json=False)
+
+
+def _first_link(path: Path, items: list[Path]) -> Path | None:
+    for item in items:
+        found = path / item
+        for candidate in (found, *(found.rglob("*") if found.is_dir() else ())):
+            if candidate.is_symlink():
+                return candidate
+    return None
+
+
+def _check_loads(family: str, stage: Path) -> None:
+    """Every source of the family loads from the staged folder (the data root pointed at it)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / family).symlink_to(stage, target_is_directory=True)
+        previous = os.environ.get(ENV_VAR)
+        os.environ[ENV_VAR] = scratch
+        try:
+            for name, source in SOURCES.items():
+                if source.family != family:
+                    continue
+                try:
+                    load_dataset(name)
+                except MissingDataError:
+                    continue
+                except Exception as error:  # any parse failure: the copy is not in the schema
+                    raise CompassInputError(f"imported {name} does not load: {error}") from None
+        finally:
+            if previous is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = previous
 
 
 def main(argv: list[str] | None = None) -> int:
