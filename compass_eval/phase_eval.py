@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compass_eval.data.root import data_root
-from compass_model.atomic import staged_directory
+from compass_model.atomic import output_lock, staged_directory
 from compass_model.checkpoint import check_checkpoint_dir
 from compass_model.errors import CompassInputError
 
@@ -112,16 +112,18 @@ def evaluate_phase(checkpoint: Path, phase: str, settings: EvalSettings, out: Pa
 def evaluate_phases(
     checkpoints: Path, phases: list[str], settings: EvalSettings, out: Path, force: bool = False
 ) -> dict[str, str]:
-    """Checks every checkpoint before evaluating any, then evaluates or skips each phase."""
-    folders = {phase: check_checkpoint_dir(checkpoints / phase) for phase in phases}
-    outcome = {}
-    for phase, checkpoint in folders.items():
-        if not force and _already_done(out / phase, _marker(checkpoint, settings)):
-            outcome[phase] = "skipped (already evaluated with these settings)"
-            continue
-        evaluate_phase(checkpoint, phase, settings, out)
-        outcome[phase] = "evaluated"
-    return outcome
+    """Checks every checkpoint before evaluating any, then evaluates or skips each phase; a second
+    run into the same `out` stops with one line instead of evaluating every phase twice."""
+    with output_lock(out):
+        folders = {phase: check_checkpoint_dir(checkpoints / phase) for phase in phases}
+        outcome = {}
+        for phase, checkpoint in folders.items():
+            if not force and _already_done(out / phase, _marker(checkpoint, settings)):
+                outcome[phase] = "skipped (already evaluated with these settings)"
+                continue
+            evaluate_phase(checkpoint, phase, settings, out)
+            outcome[phase] = "evaluated"
+        return outcome
 
 
 def _seeds(text: str) -> tuple[int, int, int, int]:

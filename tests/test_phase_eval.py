@@ -85,3 +85,30 @@ def test_a_malformed_seed_is_a_usage_error(given, capsys):
             ["--checkpoints", "c", "--phases", "p0", "--out", "o", "--seed", given]
         )
     assert stopped.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_a_second_run_into_the_same_results_stops_with_one_line(tmp_path):
+    """While one compass-eval holds `--out`, another stops at once instead of evaluating twice."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from compass_model.atomic import output_lock\n"
+            f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        args = ["compass-eval", "--checkpoints", str(tmp_path / "ckpt"), "--phases", "p0"]
+        run = run_cli([*args, "--tasks", "compass_smoke", "--out", str(out)], cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 2
+    assert "another process is writing it" in run.stderr and run.stderr.count("\n") == 1
