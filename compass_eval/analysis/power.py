@@ -86,10 +86,3 @@ def minimum_detectable_drop(
         else:
             low = middle
     return round(high, 3)
-
-
-def normal_mde(
-    n: int, alpha: float, power: float = POWER, discordance: float = DISCORDANCE
-) -> float:
-    """The textbook approximation (z_{1−α/2} + z_power)·√(ψ/n), for comparison with the exact δ."""
-    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * np.sqrt(discordance / n))

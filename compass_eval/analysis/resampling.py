@@ -49,13 +49,6 @@ class Units:
     def clustered(self) -> bool:
         return self.index is not None and self.count < self.n_docs
 
-    def subset(self, keep: np.ndarray) -> Units:
-        """The units of the kept documents, clusters renumbered densely."""
-        if self.index is None:
-            return Units(int(keep.sum()))
-        _, dense = np.unique(self.index[keep], return_inverse=True)
-        return Units(int(keep.sum()), dense)
-
     def spread(self, block: np.ndarray) -> np.ndarray:
         """Per-unit rows (B, units) as per-document rows (B, n_docs)."""
         return block if self.index is None else block[:, self.index]
