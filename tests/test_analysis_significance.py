@@ -89,7 +89,7 @@ def test_jackknife_matches_brute_force():
     jack = resampling.jackknife(stat, values, resampling.Units(60))
     brute = [stat.point(np.delete(values, i, axis=0)) for i in range(60)]
     assert jack == pytest.approx(brute, abs=1e-12)
-    clusters = resampling.units_from_keys(np.arange(60) // 3)
+    clusters = resampling.units_from_keys(np.arange(60) // 3, 60)
     by_cluster = resampling.jackknife(stat, values, clusters)
     brute = [stat.point(np.delete(values, range(3 * c, 3 * c + 3), axis=0)) for c in range(20)]
     assert by_cluster == pytest.approx(brute, abs=1e-12)

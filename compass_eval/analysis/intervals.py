@@ -11,6 +11,7 @@ ROC-AUC; otherwise BCa intervals and a paired swap test.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.stats import norm
@@ -64,7 +65,7 @@ class _Part:
     units: Units
     key: tuple
 
-    @property
+    @cached_property
     def point(self) -> float:
         return self.statistic.point(self.values)
 
@@ -108,8 +109,8 @@ class Resampler:
         if log is None or (keep is not None and len(keep) != len(log)):
             return None
         keep = np.ones(len(log), dtype=bool) if keep is None else keep
-        units = units_from_keys(None if log.clusters is None else log.clusters[keep])
-        units = units if units.index is not None else Units(int(keep.sum()))
+        clusters = None if log.clusters is None else log.clusters[keep]
+        units = units_from_keys(clusters, int(keep.sum()))
         return _Part(
             subtask=score.subtask,
             statistic=self.statistic(score, log),
@@ -148,11 +149,11 @@ class _Side:
             return self.candidates[0][1][0]
         return None
 
-    def point(self) -> float:
-        return max(_mean_of(p.point for p in parts) for _, parts in self.candidates)
-
     def candidate_points(self) -> np.ndarray:
         return np.array([_mean_of(p.point for p in parts) for _, parts in self.candidates])
+
+    def point(self) -> float:
+        return float(self.candidate_points().max())
 
     def candidate_replicates(self, resampler: Resampler) -> np.ndarray:
         """(candidates, B): each candidate's mean on every resample (the same draws for all)."""
@@ -168,7 +169,7 @@ class _Side:
 
     def jackknife(self) -> np.ndarray | None:
         """Leave-one-unit-out values of the chosen maximum, unit by unit within each subtask."""
-        means = np.array([_mean_of(p.point for p in parts) for _, parts in self.candidates])
+        means = self.candidate_points()
         by_subtask: dict[str, list[tuple[int, _Part, int]]] = {}
         for c, (_, parts) in enumerate(self.candidates):
             for p in parts:

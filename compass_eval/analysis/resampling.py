@@ -54,10 +54,10 @@ class Units:
         return block if self.index is None else block[:, self.index]
 
 
-def units_from_keys(keys: np.ndarray | None) -> Units:
+def units_from_keys(keys: np.ndarray | None, n_docs: int) -> Units:
     """Cluster index from each document's cluster key (None: every document its own unit)."""
     if keys is None:
-        return Units(0)
+        return Units(n_docs)
     _, index = np.unique(keys, return_inverse=True)
     return Units(len(keys), index)
 
