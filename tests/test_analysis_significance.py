@@ -329,3 +329,15 @@ def test_leaderboard_zero_rule_is_applied_and_said(tmp_path):
     assert entry["scores"]["p0"] == pytest.approx((1.5 + 0.5 + 0.4 + 0.3) / 4)
     assert entry["zero_left_out"]["p0"] == ["cpa_audit"]
     assert any("cpa_audit scored exactly 0 and is left out" in n for n in report["notes"])
+
+
+def test_undefined_per_sample_scores_are_left_out(tmp_path):
+    """edinet_bench_industry logs `acc: null` where the reply named no category; the aggregation
+    skips those rows, and so does the report."""
+    values = [1.0, None, 0.0, 1.0, None, 1.0]
+    task = {"metric": "acc", "values": values, "score": 3 / 4}
+    code, report = _report(tmp_path, {"p0": {"edinet_bench_industry": task}})
+    assert code == 0
+    entry = report["benchmarks"]["edinet_bench_industry"]
+    assert entry["documents"]["p0"] == {"documents": 4, "clusters": None, "undefined": 2}
+    assert entry["ci"]["p0"]["method"] == "wilson"

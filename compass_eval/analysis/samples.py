@@ -186,12 +186,15 @@ def _full_entries(path: Path, raw: bytes, metric: str, count_choices: bool) -> _
 
 
 def _values(path: Path, metric: str, raw: list) -> tuple[np.ndarray, np.ndarray]:
-    """The values, and which entries are defined (a pair holding null is not)."""
-    defined = np.array([not (isinstance(v, list | tuple) and None in v) for v in raw], dtype=bool)
+    """The values, and which entries are defined (null, or a pair holding null, is not)."""
+    defined = np.array(
+        [not (v is None or (isinstance(v, list | tuple) and None in v)) for v in raw], dtype=bool
+    )
     if not defined.all():
         kept = [v for v, ok in zip(raw, defined, strict=True) if ok]
-        values, _ = _values(path, metric, kept) if kept else (np.empty((0, 2)), None)
-        full = np.full((len(raw), 2), np.nan)
+        pairs = any(isinstance(v, list | tuple) for v in raw)
+        values = _values(path, metric, kept)[0] if kept else np.empty((0, 2) if pairs else 0)
+        full = np.full((len(raw), *values.shape[1:]), np.nan)
         full[defined] = values
         return full, defined
     if all(isinstance(v, list | tuple) and len(v) == 2 for v in raw):
