@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from scipy.stats import norm
 
-from compass_eval.analysis.hypothesis import drop_test_binary, format_p, holm
+from compass_eval.analysis.hypothesis import drop_test_binary, format_p, holm, positive_p
 from compass_eval.analysis.narrative import find_paired
 from compass_eval.analysis.power import DISCORDANCE, POWER, minimum_detectable_drop
 from compass_model.errors import CompassInputError
@@ -202,7 +202,7 @@ def _drop_hypothesis(
         p = float(norm.sf((drop - margin) / test["se"]))
     else:
         return None
-    return _Hypothesis(name, reference, drop, max(p, 1e-300), test["n"])
+    return _Hypothesis(name, reference, drop, positive_p(p), test["n"])
 
 
 def _warnings(report: dict, rows: list[GateRow], tests: int, alpha: float) -> list[str]:

@@ -22,7 +22,7 @@ def mcnemar_exact(losses: int, gains: int) -> float:
     discordant = losses + gains
     if discordant == 0:
         return 1.0
-    return _positive(min(1.0, 2.0 * float(binom.cdf(min(losses, gains), discordant, 0.5))))
+    return positive_p(min(1.0, 2.0 * float(binom.cdf(min(losses, gains), discordant, 0.5))))
 
 
 def drop_test_binary(losses: int, gains: int, n: int, margin: float) -> float:
@@ -34,9 +34,9 @@ def drop_test_binary(losses: int, gains: int, n: int, margin: float) -> float:
     """
     if margin <= 0.0:
         discordant = losses + gains
-        return 1.0 if discordant == 0 else _positive(float(binom.sf(losses - 1, discordant, 0.5)))
+        return 1.0 if discordant == 0 else positive_p(float(binom.sf(losses - 1, discordant, 0.5)))
     z = tango_z(np.asarray(losses, float), np.asarray(gains, float), n, margin)
-    return _positive(float(norm.sf(z)))
+    return positive_p(float(norm.sf(z)))
 
 
 def tango_z(losses: np.ndarray, gains: np.ndarray, n: int, margin: float) -> np.ndarray:
@@ -70,17 +70,18 @@ def delong_test(values_a: np.ndarray, values_b: np.ndarray) -> float | None:
         return None
     if se == 0.0:
         return 1.0 if delta == 0.0 else None
-    return _positive(float(2.0 * norm.sf(abs(delta) / se)))
+    return positive_p(float(2.0 * norm.sf(abs(delta) / se)))
 
 
 def swap_p_value(observed: float, null_deltas: np.ndarray) -> float:
     """Two-sided permutation p: (1 + #{|Δ*| ≥ |Δ|}) / (B + 1), a tolerance for float noise."""
     null_deltas = null_deltas[np.isfinite(null_deltas)]
-    extreme = np.sum(np.abs(null_deltas) >= abs(observed) - 1e-12)
-    return float((1 + extreme) / (1 + len(null_deltas)))
+    extreme = int(np.sum(np.abs(null_deltas) >= abs(observed) - 1e-12))
+    return resampling_p(extreme, len(null_deltas))
 
 
-def one_sided_resampling_p(count: int, total: int) -> float:
+def resampling_p(count: int, total: int) -> float:
+    """(k + 1) / (B + 1): a resampling p-value that is never 0."""
     return float((1 + count) / (1 + total))
 
 
@@ -126,6 +127,6 @@ def _short(value: float) -> str:
     return f"{value:.1g}" if value < 0.001 else f"{value:.4f}".rstrip("0")
 
 
-def _positive(p: float) -> float:
+def positive_p(p: float) -> float:
     """An exact tail can underflow to 0.0 for large n; the smallest float stands for it."""
     return max(p, np.finfo(float).tiny)

@@ -21,7 +21,7 @@ from compass_eval.analysis.hypothesis import (
     delong,
     delong_test,
     mcnemar_exact,
-    one_sided_resampling_p,
+    resampling_p,
     swap_p_value,
 )
 from compass_eval.analysis.resampling import (
@@ -367,8 +367,8 @@ def _resampling_test(side_a: _Side, side_b: _Side, resampler: Resampler) -> dict
         "p_value": swap_p_value(observed, null),
         "method": "swap_permutation",
         "se": float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
-        "p_drop": one_sided_resampling_p(int(np.sum(finite_null <= observed + 1e-12)), b),
-        "p_gain": one_sided_resampling_p(int(np.sum(finite_null >= observed - 1e-12)), b),
+        "p_drop": resampling_p(int(np.sum(finite_null <= observed + 1e-12)), b),
+        "p_gain": resampling_p(int(np.sum(finite_null >= observed - 1e-12)), b),
         "resolution": 1.0 / (settings.iters + 1),
         "undefined_resamples": int(len(boot) - len(finite)),
     }
