@@ -21,12 +21,13 @@ For a generation task the table also gives compass at each batch size against co
 first one (batching's own gain).
 
 `--long-edinet N` writes N synthetic EDINET-Bench records with long statements for every EDINET
-task into a temporary data root; the task's own truncation policy cuts each report to 12,000
-characters (~9.4k tokens), which the benchmark model's 16k window holds, as the policy intends.
-The binary tasks share that context between two one-token answers, which `hf` also scores in one
-row; the industry task has sixteen multi-token answers per context, which `hf` recomputes one by
-one. (Where a context overflows the window, lm-eval cuts every context+answer row on its own, so
-the sixteen contexts differ and there is nothing left to share: both models recompute.)
+task into a temporary data root; the task's own truncation policy cuts each report to the budget it
+derives from the model's window (~3.1k tokens for the industry task's sixteen answers). The binary
+tasks share that context between two one-token answers, which `hf` also scores in one row; the
+industry task has sixteen multi-token answers per context, which `hf` recomputes one by one.
+
+Peak memory is the largest resident-set size above the level at the start of each evaluation,
+sampled every 5 ms from /proc (Linux): what the evaluation itself allocates, the weights left out.
 
 `--paper-vocab` widens the output layer to the paper's 98,304-token vocabulary: `hf` turns every
 position of a long context into log-probabilities over the whole vocabulary, `compass` only the
@@ -43,6 +44,7 @@ import json
 import os
 import random
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -114,21 +116,51 @@ def _long_records(n_docs: int) -> list[dict]:
     return records
 
 
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakResident:
+    """Largest resident-set size above the starting level while the block runs (5 ms samples)."""
+
+    def __enter__(self) -> _PeakResident:
+        self.start = self.peak = _resident_bytes()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            self.peak = max(self.peak, _resident_bytes())
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, _resident_bytes())
+
+    @property
+    def added(self) -> int:
+        return self.peak - self.start
+
+
 def _evaluate(
     lm, task: str, limit: int | None, gen_kwargs: str | None, task_manager: TaskManager
-) -> tuple[float, float, dict]:
-    """Wall and CPU seconds for one whole evaluation of `task` (the task index is built
-    beforehand, once)."""
+) -> tuple[float, float, int, dict]:
+    """Wall and CPU seconds and peak added memory for one whole evaluation of `task` (the task
+    index is built beforehand, once)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    out = simple_evaluate(
-        model=lm,
-        tasks=[task],
-        limit=limit,
-        gen_kwargs=gen_kwargs,
-        log_samples=True,
-        task_manager=task_manager,
-    )
-    return time.perf_counter() - wall, time.process_time() - cpu, out
+    with _PeakResident() as memory:
+        out = simple_evaluate(
+            model=lm,
+            tasks=[task],
+            limit=limit,
+            gen_kwargs=gen_kwargs,
+            log_samples=True,
+            task_manager=task_manager,
+        )
+    return time.perf_counter() - wall, time.process_time() - cpu, memory.added, out
 
 
 def _answers(out: dict, task: str) -> list:
@@ -197,39 +229,42 @@ def main() -> None:
         rows = []
         for size in args.batch_sizes:
             best = {name: (float("inf"), float("inf")) for name in models}
+            peak = dict.fromkeys(models, 0)
             outputs = {}
             for _ in range(args.repeats):
                 for name, lm in models.items():
                     _set_batch_size(lm, size)
                     scorer = models["compass"].scorer
                     scorer.tokens_computed = scorer.tokens_needed = 0
-                    wall, cpu, outputs[name] = _evaluate(
+                    wall, cpu, added, outputs[name] = _evaluate(
                         lm, args.task, args.limit, args.gen_kwargs, task_manager
                     )
                     best[name] = min(best[name], (wall, cpu))
+                    peak[name] = max(peak[name], added)
             problem = _disagreement(outputs["compass"], outputs["hf"], args.task)
             if problem:
                 raise SystemExit(f"batch size {size}: {problem}: the timing comparison is void")
             tokens = (scorer.tokens_computed, scorer.tokens_needed)
-            rows.append((size, best, tokens, len(_answers(outputs["hf"], args.task))))
+            rows.append((size, best, peak, tokens, len(_answers(outputs["hf"], args.task))))
 
     vocabulary = model.config.text_config.vocab_size
     print(
-        f"task {args.task}: {rows[0][3]} requests, vocabulary {vocabulary:,}, "
+        f"task {args.task}: {rows[0][4]} requests, vocabulary {vocabulary:,}, "
         f"{args.threads} thread(s); answers agree at every batch size"
     )
     first_wall, first_cpu = rows[0][1]["compass"]
     print(
         f"batch  hf wall/cpu s     compass wall/cpu s   hf/compass wall/cpu   "
-        f"compass b{rows[0][0]}/b wall/cpu   compass tokens/floor"
+        f"compass b{rows[0][0]}/b wall/cpu   peak MiB hf/compass   compass tokens/floor"
     )
-    for size, best, (computed, needed), _ in rows:
+    for size, best, peak, (computed, needed), _ in rows:
         (hf_wall, hf_cpu), (our_wall, our_cpu) = best["hf"], best["compass"]
         floor = f"{computed:,}/{needed:,} = {computed / needed:.2f}" if needed else "-"
         print(
             f"{size:>5}  {hf_wall:7.2f}/{hf_cpu:7.2f}   {our_wall:7.2f}/{our_cpu:7.2f}    "
             f"{hf_wall / our_wall:6.2f}x/{hf_cpu / our_cpu:5.2f}x       "
-            f"{first_wall / our_wall:6.2f}x/{first_cpu / our_cpu:5.2f}x        {floor}"
+            f"{first_wall / our_wall:6.2f}x/{first_cpu / our_cpu:5.2f}x        "
+            f"{peak['hf'] / 2**20:7.0f}/{peak['compass'] / 2**20:<7.0f}       {floor}"
         )
 
 
