@@ -15,7 +15,7 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window, simpl
 from tqdm import tqdm
 
 from compass_eval.scoring import Scorer, ScoreRow, fit_to_length
-from compass_model.checkpoint import load_checkpoint
+from compass_model.checkpoint import check_checkpoint_dir, load_checkpoint
 from compass_model.config import IMAGE_TOKEN
 from compass_model.errors import CompassInputError
 
@@ -90,6 +90,9 @@ class CompassLM(TemplateLM):
         self._auto_batch_sizes: dict[str, int] = {}
         self.add_bos_token = _strict_bool("add_bos_token", add_bos_token)
         allow_pickle = _strict_bool("allow_pickle", allow_pickle)
+        max_length = _parse_max_length(max_length)
+        if pretrained is not None:  # before any device or model is set up
+            check_checkpoint_dir(pretrained, allow_pickle)
         self.truncation = truncation
         self.accelerator = _accelerator_if_distributed()
         if self.accelerator is not None:
@@ -465,6 +468,18 @@ def _parse_batch_size(value: int | str) -> int | str:
     return size
 
 
+def _parse_max_length(value: int | str | None) -> int | None:
+    """lm-eval hands `max_length=abc` over as text, `max_length=512` as a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CompassInputError(
+            f"model_args max_length={value!r}: give a whole number of tokens ≥ 1, or leave it out "
+            "for the model's own"
+        )
+    return value
+
+
 def _parse_max_batch_size(value: int | str | None) -> int | None:
     """lm-eval's --max_batch_size: the cap of batch_size=auto."""
     if value is None:
@@ -475,13 +490,20 @@ def _parse_max_batch_size(value: int | str | None) -> int | None:
     return size
 
 
-def _pick_device(requested: str | None) -> torch.device:
+def _pick_device(requested: str | int | None) -> torch.device:
     """lm_eval's CLI asks for cuda by default: fall back to the CPU, saying so, where there is none."""
+    requested = None if requested is None else str(requested)
     if requested and not requested.startswith("cuda"):
-        return torch.device(requested)
+        try:
+            return torch.device(requested)
+        except RuntimeError:
+            raise CompassInputError(
+                f"device={requested!r}: not a torch device; use cpu, cuda, cuda:N or mps"
+            ) from None
     if torch.cuda.is_available():
         return torch.device(requested or "cuda")
-    if requested:
+    # lm-eval passes cuda:0 when no --device was given: nothing was asked, nothing to warn about.
+    if requested and requested != _LM_EVAL_FLAG_DEFAULTS["device"]:
         log.warning("device=%s requested but CUDA is not available: running on the CPU", requested)
     return torch.device("cpu")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from compass_model.errors import CompassInputError
 
 MANIFEST = "compass_phase.json"
 _PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+_SHARD_INDEX = "model.safetensors.index.json"
+_MAX_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit
 
 
 class CheckpointError(CompassInputError):
@@ -109,9 +112,12 @@ def check_checkpoint_dir(path: str | Path, allow_pickle: bool = False) -> Path:
         )
     if not path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a file: pass the checkpoint's directory")
-    if not (path / "config.json").is_file():
-        raise CheckpointError(f"{path} has no config.json: not a Hugging Face model directory")
-    if any(path.glob("*.safetensors")):
+    _check_config(path / "config.json")
+    shards = sorted(path.glob("*.safetensors"))
+    if shards:
+        _check_shard_index(path)
+        for shard in shards:
+            _check_safetensors(shard)
         return path
     pickles = sorted(p.name for pattern in _PICKLE_WEIGHTS for p in path.glob(pattern))
     if pickles and not allow_pickle:
@@ -122,6 +128,73 @@ def check_checkpoint_dir(path: str | Path, allow_pickle: bool = False) -> Path:
     if not pickles:
         raise CheckpointError(f"{path} has no weights (*.safetensors): was the save interrupted?")
     return path
+
+
+def _check_config(config: Path) -> None:
+    if not config.is_file():
+        raise CheckpointError(
+            f"{config.parent} has no config.json: not a Hugging Face model directory"
+        )
+    try:
+        content = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(
+            f"{config}: not valid JSON ({error}) — restore it from the checkpoint's source"
+        ) from None
+    if not isinstance(content, dict):
+        raise CheckpointError(
+            f"{config}: holds a {type(content).__name__}, not an object — restore it from the "
+            "checkpoint's source"
+        )
+    if content.get("model_type", "llava") != "llava":
+        raise CheckpointError(
+            f"{config}: model_type is {content['model_type']!r}, not 'llava' — pass a Compass "
+            "phase checkpoint"
+        )
+
+
+def _check_shard_index(path: Path) -> None:
+    index = path / _SHARD_INDEX
+    if not index.is_file():
+        return
+    try:
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(f"{index}: not a shard index — save the checkpoint again") from None
+    missing = sorted(shard for shard in shards if not (path / str(shard)).is_file())
+    if missing:
+        raise CheckpointError(f"{index}: shard {missing[0]} is missing — copy the whole checkpoint")
+
+
+def _check_safetensors(shard: Path) -> None:
+    """A header that is cut short, of absurd length or not JSON, or tensors reaching past the
+    end of the file: what a killed copy or a corrupted download leaves."""
+    size = shard.stat().st_size
+    fix = "the file is damaged or incomplete: copy or save the checkpoint again"
+    with shard.open("rb") as handle:
+        start = handle.read(8)
+        if len(start) < 8:
+            raise CheckpointError(f"{shard}: shorter than a safetensors header — {fix}")
+        (length,) = struct.unpack("<Q", start)
+        if length > min(_MAX_HEADER, size - 8):
+            raise CheckpointError(f"{shard}: header length {length} is impossible — {fix}")
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CheckpointError(f"{shard}: header is not JSON — {fix}") from None
+    try:
+        end = max(
+            (
+                int(entry["data_offsets"][1])
+                for name, entry in header.items()
+                if name != "__metadata__"
+            ),
+            default=0,
+        )
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        raise CheckpointError(f"{shard}: header does not describe tensors — {fix}") from None
+    if 8 + length + end > size:
+        raise CheckpointError(f"{shard}: {size} bytes, its tensors need {8 + length + end} — {fix}")
 
 
 def load_checkpoint(

@@ -8,17 +8,16 @@ lists stages, each saying what it trains fully, what it freezes, and where LoRA 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
 from compass_model.errors import CompassInputError
+from compass_model.typed import convert, input_error, json_schema, option, read_mapping
 
 ROOT_PHASE = "p0"
 PACKAGE_DATA = "package:"
@@ -29,12 +28,16 @@ class LoraSpec:
     """Adapters on the Linear layers under `modules` (groups or module names); `quantization` asks for a
     4-bit NF4 base (QLoRA): `required` fails where 4-bit cannot run, `prefer` falls back to LoRA."""
 
-    modules: list[str]
-    r: int
-    alpha: int
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
-    quantization: Literal["none", "required", "prefer"] = "none"
+    modules: list[str] = option(nonempty=True, help="groups or module names to put LoRA on")
+    r: int = option(ge=1, help="LoRA rank")
+    alpha: int = option(ge=1, help="LoRA alpha (the update is scaled by alpha / r)")
+    dropout: float = option(0.0, ge=0.0, lt=1.0, help="dropout on the LoRA input")
+    target_modules: list[str] = option(
+        default_factory=lambda: ["all-linear"], nonempty=True, help="Linear layers to adapt"
+    )
+    quantization: Literal["none", "required", "prefer"] = option(
+        "none", help="4-bit NF4 base (QLoRA): required, prefer (fall back to LoRA) or none"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,56 +45,66 @@ class StageSpec:
     """One optimisation run. Everything not in `train` (or under LoRA) is frozen; `freeze` states it
     explicitly, so a recipe that puts LoRA on something it freezes is refused."""
 
-    name: str
-    data: list[str]
-    train: list[str] = field(default_factory=list)
-    freeze: list[str] = field(default_factory=list)
-    lora: LoraSpec | None = None
-    lr: float = 1e-4
-    lr_groups: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 2
-    grad_accum: int = 1
-    epochs: float = 1.0
-    max_steps: int | None = None
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    gradient_checkpointing: bool = False
-    text_only: bool = False
-    max_length: int = 2048
-    group_by_length: bool = True
-    save_every: int = 50
+    name: str = option(nonempty=True, help="stage name, unique within its phase")
+    data: list[str] = option(
+        nonempty=True, help="JSONL files or folders: absolute, relative to the recipe, or package:"
+    )
+    train: list[str] = option(default_factory=list, help="groups or modules trained fully")
+    freeze: list[str] = option(default_factory=list, help="groups or modules stated frozen")
+    lora: LoraSpec | None = option(None, help="LoRA (or QLoRA) adapters")
+    lr: float = option(1e-4, gt=0.0, help="learning rate")
+    lr_groups: dict[str, float] = option(
+        default_factory=dict, gt=0.0, help="learning rate per group (vision, projector, llm)"
+    )
+    batch_size: int = option(2, ge=1, help="examples per step and process")
+    grad_accum: int = option(1, ge=1, help="steps accumulated per optimizer step")
+    epochs: float = option(1.0, gt=0.0, help="passes over the data, when max_steps is not given")
+    max_steps: int | None = option(None, ge=1, help="optimizer steps (default: from epochs)")
+    warmup_ratio: float = option(0.03, ge=0.0, le=1.0, help="share of steps warming up")
+    weight_decay: float = option(0.0, ge=0.0, help="AdamW weight decay")
+    max_grad_norm: float = option(1.0, gt=0.0, help="gradient clipping norm")
+    gradient_checkpointing: bool = option(False, help="recompute activations to save memory")
+    text_only: bool = option(False, help="records carry no images")
+    max_length: int = option(2048, ge=1, help="tokens per example")
+    group_by_length: bool = option(True, help="batch examples of similar length")
+    save_every: int = option(50, ge=1, help="optimizer steps between resumable saves")
 
 
 @dataclass(frozen=True)
 class PhaseSpec:
-    name: str
-    parent: str
-    stages: list[StageSpec]
+    name: str = option(nonempty=True, help="phase name (p1, p2, ...)")
+    parent: str = option(nonempty=True, help="p0 or an earlier phase")
+    stages: list[StageSpec] = option(nonempty=True, help="stages run in order")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """P0: a preset of compass_model, with backbone directories/hub ids overriding the preset's."""
 
-    preset: str = "tiny"
-    vision_backbone: str | None = None
-    language_model: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    preset: str = option("tiny", nonempty=True, help="compass_model preset: paper or tiny")
+    vision_backbone: str | None = option(None, help="vision backbone directory or hub id")
+    language_model: str | None = option(None, help="language model directory or hub id")
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", help="weights' dtype")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    name: str
-    phases: list[PhaseSpec]
-    model: ModelSpec = field(default_factory=ModelSpec)
-    seed: int = 0
-    # Autocast precision; "fp32" is none (not accelerate's "no", which YAML reads as false).
-    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    # Experiment trackers, used when installed (a missing one is skipped with a warning).
-    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = field(default_factory=list)
-    # Where relative data paths are resolved: the recipe file's folder.
-    base_dir: str = "."
+    name: str = option(nonempty=True, help="recipe name")
+    phases: list[PhaseSpec] = option(nonempty=True, help="phases in training order")
+    model: ModelSpec = option(default_factory=ModelSpec, help="the P0 model")
+    seed: int = option(0, ge=0, help="seed of initialisation, data order and dropout")
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = option(
+        "fp32", help='autocast precision; "fp32" is none (YAML would read "no" as false)'
+    )
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = option(
+        default_factory=list, help="experiment trackers, used when installed"
+    )
+    log_dir: str | None = option(
+        None,
+        help="trackers' folder (TensorBoard events in <log_dir>/<name>/, W&B's files, MLflow's "
+        "local store): absolute or relative to the recipe (default: <out>/.work/logs)",
+    )
+    base_dir: str = option(".", help="folder relative data paths start from (the recipe's)")
 
     def phase(self, name: str) -> PhaseSpec:
         for phase in self.phases:
@@ -116,21 +129,11 @@ class Recipe:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     """The recipe file with `stage_defaults` merged into every stage and `--set` overrides applied."""
     path = Path(path)
-    if not path.is_file():
-        raise CompassInputError(f"recipe {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise CompassInputError(
-            f"recipe {path}: not valid YAML ({error})".replace("\n", " ")
-        ) from None
-    if not isinstance(raw, dict):
-        raise CompassInputError(f"recipe {path}: must be a mapping")
-    raw = expand_defaults(raw, str(path))
+    raw = expand_defaults(read_mapping(path, "recipe"), f"recipe {path}")
     for override in overrides or []:
         apply_override(raw, override)
     raw.setdefault("base_dir", str(path.parent.resolve()))
-    recipe = from_raw(Recipe, raw, f"recipe {path.name}")
+    recipe = convert(Recipe, raw, f"recipe {path}" + (" (with --set)" if overrides else ""))
     check_chain(recipe)
     return recipe
 
@@ -139,7 +142,7 @@ def expand_defaults(raw: dict[str, Any], where: str) -> dict[str, Any]:
     raw = copy.deepcopy(raw)
     defaults = raw.pop("stage_defaults", {}) or {}
     if not isinstance(defaults, dict):
-        raise CompassInputError(f"{where}: stage_defaults must be a mapping")
+        raise input_error(where, "stage_defaults", "is not a mapping", "write key: value lines")
     for phase in raw.get("phases") or []:
         if isinstance(phase, dict) and isinstance(phase.get("stages"), list):
             phase["stages"] = [
@@ -153,9 +156,13 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     """`KEY=VALUE` (VALUE parsed as YAML). KEY is a dotted path from the top (`seed`,
     `model.preset`), `stages.FIELD` for every stage, or `PHASE.STAGE.FIELD` for one stage."""
     key, sep, text = override.partition("=")
+    where = f"--set {override}"
     if not sep or not key:
-        raise CompassInputError(f"--set {override!r}: write KEY=VALUE")
-    value = yaml.safe_load(text)
+        raise input_error(where, "", "not KEY=VALUE", "write e.g. --set seed=1")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise input_error(where, key, "VALUE is not valid YAML", "quote it, or fix it") from None
     parts = key.split(".")
     phases = {p.get("name"): p for p in raw.get("phases") or [] if isinstance(p, dict)}
     if parts[0] == "stages" and len(parts) > 1:
@@ -164,7 +171,9 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     elif parts[0] in phases and len(parts) > 2:
         stages = {s.get("name"): s for s in phases[parts[0]].get("stages") or []}
         if parts[1] not in stages:
-            raise CompassInputError(f"--set {key}: phase {parts[0]} has no stage {parts[1]!r}")
+            raise input_error(
+                where, key, f"phase {parts[0]} has no stage {parts[1]!r}", "name one it has"
+            )
         targets, parts = [stages[parts[1]]], parts[2:]
     else:
         targets = [raw]
@@ -173,76 +182,47 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise CompassInputError(f"--set {key}: {part!r} is not a mapping")
+                raise input_error(where, key, f"{part!r} is not a mapping", "set a field inside")
         node[parts[-1]] = value
 
 
-def from_raw(kind: Any, value: Any, where: str) -> Any:
-    """Converts parsed YAML to the annotated type, refusing unknown keys and wrong types."""
-    origin = typing.get_origin(kind)
-    if dataclasses.is_dataclass(kind):
-        if not isinstance(value, dict):
-            raise CompassInputError(f"{where}: expected a mapping, got {value!r}")
-        hints = typing.get_type_hints(kind)
-        names = [f.name for f in dataclasses.fields(kind)]
-        unknown = sorted(set(value) - set(names))
-        if unknown:
-            raise CompassInputError(
-                f"{where}: unknown key {unknown[0]!r} (known: {', '.join(names)})"
-            )
-        required = [
-            f.name
-            for f in dataclasses.fields(kind)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        ]
-        missing = [name for name in required if name not in value]
-        if missing:
-            raise CompassInputError(f"{where}: missing key {missing[0]!r}")
-        return kind(
-            **{key: from_raw(hints[key], item, f"{where}.{key}") for key, item in value.items()}
-        )
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [option for option in options if option is not type(None)]
-        return from_raw(inner, value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise CompassInputError(f"{where}: expected a list, got {value!r}")
-        (inner,) = typing.get_args(kind)
-        return [
-            from_raw(inner, item, f"{where}[{_label(item, i)}]") for i, item in enumerate(value)
-        ]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise CompassInputError(f"{where}: expected a mapping, got {value!r}")
-        _, inner = typing.get_args(kind)
-        return {str(k): from_raw(inner, v, f"{where}.{k}") for k, v in value.items()}
-    if origin is Literal:
-        if value not in typing.get_args(kind):
-            choices = ", ".join(map(str, typing.get_args(kind)))
-            raise CompassInputError(f"{where}: {value!r} is not one of {choices}")
-        return value
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 reads `1e-3` (no dot) as a string.
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    raise CompassInputError(f"{where}: expected {kind.__name__}, got {value!r}")
+@dataclass(frozen=True)
+class RunOptions:
+    """What `compass-train run` does beyond the recipe; its flags are these fields."""
+
+    out: Path = option(help="folder receiving one checkpoint per phase (p0, p1, ...)")
+    only: str | None = option(
+        None, help="run this phase only, from its parent's finished checkpoint"
+    )
+    resume: bool = option(False, help="continue a killed run from its last saved step")
+    force: bool = option(False, help="retrain phases whose finished checkpoint exists")
 
 
-def _label(item: Any, index: int) -> str:
-    return item["name"] if isinstance(item, dict) and "name" in item else str(index)
+def schema_text() -> str:
+    """A recipe's JSON schema, for editors (`stage_defaults` takes any stage field)."""
+    schema = json_schema(Recipe)
+    stage = json_schema(StageSpec)
+    schema["properties"]["stage_defaults"] = {
+        "type": "object",
+        "properties": stage["properties"],
+        "additionalProperties": False,
+        "description": "fields merged into every stage (a stage's own value wins)",
+    }
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    return json.dumps(schema, ensure_ascii=False, indent=2) + "\n"
 
 
 def check_chain(recipe: Recipe) -> None:
     """Phases form a chain rooted at p0; names are unique; each stage's selections are coherent."""
+    from compass_model.config import PRESETS  # imports transformers: only once a recipe is read
+
+    if recipe.model.preset not in PRESETS:
+        raise input_error(
+            f"recipe {recipe.name!r}",
+            "model.preset",
+            f"{recipe.model.preset!r} is not a preset",
+            f"use one of {', '.join(sorted(PRESETS))}",
+        )
     seen = {ROOT_PHASE}
     for phase in recipe.phases:
         where = f"recipe {recipe.name!r}: phase {phase.name!r}"
@@ -276,8 +256,3 @@ def check_stage(stage: StageSpec, where: str) -> None:
     for name in stage.train:
         if name in stage.freeze:
             raise CompassInputError(f"{where}: {name!r} is both trained and frozen")
-    for name, value in (("batch_size", stage.batch_size), ("grad_accum", stage.grad_accum)):
-        if value < 1:
-            raise CompassInputError(f"{where}: {name} must be at least 1")
-    if stage.lora and (stage.lora.r < 1 or stage.lora.alpha < 1):
-        raise CompassInputError(f"{where}: lora.r and lora.alpha must be positive")

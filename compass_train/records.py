@@ -2,7 +2,7 @@
 
 One record per line: `id`, `kind`, `messages` (user/assistant turns whose `content` is a string
 or a list of `{"type": "image"}` / `{"type": "text", "text": ...}` parts), `images` (paths
-relative to the JSONL file's folder, one per image part, in order) and free `meta`.
+inside the JSONL file's folder, one per image part, in order) and free `meta`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,13 @@ def validate_record(raw: Any, where: str, base_dir: Path) -> dict[str, Any]:
 
     resolved = []
     for i, image in enumerate(images):
-        image_path = Path(image) if Path(image).is_absolute() else base_dir / image
+        image_path = base_dir / image
+        if Path(image).is_absolute() or not image_path.resolve().is_relative_to(base_dir.resolve()):
+            raise bad(
+                f"images[{i}]",
+                f"{image} is outside the JSONL file's folder {base_dir}; give a path inside it "
+                "(no absolute paths, '..' or links leading out)",
+            )
         if not image_path.is_file():
             raise bad(f"images[{i}]", f"file {image_path} does not exist")
         resolved.append(str(image_path))

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from clitools import run_cli
 
 from compass_eval.lm import CompassLM
@@ -107,3 +108,15 @@ def test_batch_size_auto_is_accepted_and_bad_sizes_are_named(tiny_checkpoint):
     for bad in ("0", "many", "-2"):
         with pytest.raises(CompassInputError, match="batch_size"):
             CompassLM(pretrained=str(tiny_checkpoint), batch_size=bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback exists only without CUDA")
+@pytest.mark.parametrize(
+    ("device", "warned"), [("cuda:0", False), ("cuda:1", True), ("cuda", True)]
+)
+def test_cpu_fallback_warns_only_when_a_device_was_asked_for(device, warned, caplog):
+    # cuda:0 is what lm-eval passes when no --device was given
+    with caplog.at_level(logging.WARNING, logger="compass_eval.lm"):
+        lm = CompassLM(device=device)
+    assert str(lm.device) == "cpu"
+    assert ("CUDA is not available" in caplog.text) == warned

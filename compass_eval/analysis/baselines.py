@@ -6,11 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from compass_eval.analysis.config import from_mapping
 from compass_eval.paths import reports_dir
-from compass_model.errors import CompassInputError
+from compass_model.typed import load
 
 
 @dataclass(frozen=True)
@@ -25,17 +22,14 @@ class Baseline:
     setting: str = ""
 
 
+@dataclass(frozen=True)
+class Baselines:
+    """The file: one top-level `baselines` list."""
+
+    baselines: list[Baseline]
+
+
 def load_baselines(path: Path | None = None) -> list[dict]:
     """The shipped baselines as plain dicts, ready to be copied into report.json."""
     path = path or reports_dir() / "baselines.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CompassInputError(f"{path}: cannot read the baselines ({exc})") from None
-    entries = data.get("baselines", []) if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise CompassInputError(f"{path}: expected a top-level 'baselines' list")
-    return [
-        dataclasses.asdict(from_mapping(Baseline, entry, f"{path}: baselines[{i}]"))
-        for i, entry in enumerate(entries)
-    ]
+    return [dataclasses.asdict(entry) for entry in load(Baselines, path, "baselines").baselines]

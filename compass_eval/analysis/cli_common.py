@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from compass_eval.analysis.baselines import load_baselines
-from compass_eval.analysis.config import add_flags, override
 from compass_eval.analysis.report import ReportInputs, build_report, collect_logs, score_phases
 from compass_eval.analysis.resampling import Bootstrap
 from compass_eval.analysis.results import load_phase, parse_phase_specs
 from compass_model.errors import CompassInputError
+from compass_model.typed import add_flags, from_flags
 
 BAD_INPUT = 2
 
@@ -46,7 +46,7 @@ def add_phase_arguments(parser: argparse.ArgumentParser, required: bool = True) 
 def report_from_args(args: argparse.Namespace) -> dict:
     """Load the phases named on the command line and compute the report's content."""
     phases = [load_phase(name, path) for name, path in parse_phase_specs(args.phases, args.results)]
-    settings = checked_settings(override(Bootstrap(), args))
+    settings = checked_settings(from_flags(Bootstrap, args))
     logs = collect_logs(phases, score_phases(phases))
     inputs = ReportInputs(
         phases=phases,

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
-from compass_eval.analysis.config import add_flags, load_yaml, override
 from compass_eval.analysis.gate import TOO_FEW_PHASES, GatePolicy, evaluate_gate, gate_table
 from compass_model.errors import CompassInputError
+from compass_model.typed import add_flags, from_flags, load
+from compass_model.version import add_version_flag
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="compass-gate",
         description="Fail (exit 1) when a benchmark dropped more than allowed; exit 2 on bad input.",
     )
+    add_version_flag(parser)
     add_phase_arguments(parser, required=False)
     parser.add_argument("--report", type=Path, help="a report.json to gate instead of results")
     parser.add_argument("--policy", type=Path, help="YAML policy; flags given override it")
@@ -65,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             raise CompassInputError("give either --report report.json or --phases (with --results)")
         if args.phases is not None and len(args.phases) < 2:
             raise CompassInputError(TOO_FEW_PHASES)  # before loading anything
-        policy = load_yaml(GatePolicy, args.policy) if args.policy else GatePolicy()
-        policy = override(policy, args)
+        policy = load(GatePolicy, args.policy, "policy") if args.policy else GatePolicy()
+        policy = from_flags(GatePolicy, args, policy)
         report = _load_report(args.report) if args.report else report_from_args(args)
         result = evaluate_gate(report, policy)
         table = gate_table(result)

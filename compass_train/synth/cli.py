@@ -8,13 +8,9 @@ import sys
 from collections.abc import Callable
 
 from compass_model.errors import CompassInputError
-from compass_train.synth.config import (
-    DistillConfig,
-    SynthConfig,
-    TeacherConfig,
-    add_options,
-    from_args,
-)
+from compass_model.typed import add_flags, from_flags
+from compass_model.version import add_version_flag
+from compass_train.synth.config import DistillConfig, SynthConfig, TeacherConfig
 from compass_train.synth.generators import GENERATORS
 
 
@@ -41,13 +37,15 @@ def _report(card: dict) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from compass_train.synth.pipeline import run_synth
 
-    _report(run_synth(args.generator, from_args(SynthConfig, args), from_args(TeacherConfig, args)))
+    _report(
+        run_synth(args.generator, from_flags(SynthConfig, args), from_flags(TeacherConfig, args))
+    )
 
 
 def _distill(args: argparse.Namespace) -> None:
     from compass_train.synth.pipeline import run_distill
 
-    _report(run_distill(from_args(DistillConfig, args), from_args(TeacherConfig, args)))
+    _report(run_distill(from_flags(DistillConfig, args), from_flags(TeacherConfig, args)))
 
 
 def _inspect(args: argparse.Namespace) -> None:
@@ -66,13 +64,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     synth = commands.add_parser("synth", help="page data from the indexed PDFs with a teacher VLM")
     synth.add_argument("generator", choices=sorted(GENERATORS))
-    add_options(synth, SynthConfig)
-    add_options(synth, TeacherConfig)
+    add_flags(synth, SynthConfig)
+    add_flags(synth, TeacherConfig)
     synth.set_defaults(run=_synth)
 
     distill = commands.add_parser("distill", help="chain-of-thought data from math problems")
-    add_options(distill, DistillConfig)
-    add_options(distill, TeacherConfig)
+    add_flags(distill, DistillConfig)
+    add_flags(distill, TeacherConfig)
     distill.set_defaults(run=_distill)
 
     inspect = commands.add_parser("inspect", help="counts, rejects by reason, samples")
@@ -98,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None, prog: str = "compass-data") -> int:
     parser = argparse.ArgumentParser(prog=prog, description="Training data from public documents.")
+    add_version_flag(parser)
     register(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))
 

@@ -8,14 +8,14 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from compass_model.answer_format import answers_match
 from compass_model.errors import CompassInputError
+from compass_model.typed import input_error, load, option
 from compass_train.synth.generators import assistant, dedup_key, user
-from compass_train.synth.sources import read_yaml
 from compass_train.synth.teacher import Teacher, TeacherError, TeacherRequest
 from compass_train.synth.templates import PromptTemplate
 from compass_train.synth.validate import Rejected, check_cot_xml
@@ -26,16 +26,24 @@ from compass_train.synth.writer import Outcome
 class MathSource:
     """A local file of problems (JSONL, or a JSON list) and how to read its fields."""
 
-    name: str
-    path: Path
-    licence: str
-    question_field: str = "question"
-    answer_field: str | None = "answer"
-    # A regex whose first group pulls the final answer out of a worked solution (GSM8K: `#### 18`).
-    answer_regex: str | None = None
-    quota: int | None = None
-    weight: float = 1.0
-    url: str = ""
+    name: str = option(nonempty=True, help="a unique name")
+    path: Path = option(nonempty=True, help="the file, relative to the sources file")
+    licence: str = option(nonempty=True, help="the licence of the problems")
+    question_field: str = option("question", nonempty=True, help="the field holding a question")
+    answer_field: str | None = option("answer", help="the field holding its reference answer")
+    answer_regex: str | None = option(
+        None, help="a regex whose first group pulls the final answer out of a worked solution"
+    )
+    quota: int | None = option(None, ge=0, help="problems taken from it (default: by weight)")
+    weight: float = option(1.0, gt=0.0, help="its share of what the quotas leave")
+    url: str = option("", help="where the file comes from")
+
+
+@dataclass(frozen=True)
+class MathSources:
+    """What a sources file holds."""
+
+    sources: list[MathSource] = option(nonempty=True, help="the math sources")
 
 
 @dataclass(frozen=True)
@@ -49,22 +57,28 @@ class Problem:
 
 def load_sources(path: str | Path) -> list[MathSource]:
     path = Path(path)
-    raw = read_yaml(path, "sources file")
-    known = set(MathSource.__dataclass_fields__)
-    sources = []
-    for number, entry in enumerate(raw["sources"], 1):
-        where = f"{path}: source {entry.get('name', number)!r}"
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise CompassInputError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
-        for key in ("name", "path", "licence"):
-            if not entry.get(key):
-                raise CompassInputError(f"{where} has no {key!r}: every source needs one")
-        sources.append(MathSource(**{**entry, "path": path.parent / entry["path"]}))
+    sources = [
+        replace(source, path=path.parent / source.path)
+        for source in load(MathSources, path, "sources file").sources
+    ]
+    for source in sources:
+        _check_answer_regex(source, f"sources file {path}")
     names = [source.name for source in sources]
     if len(set(names)) != len(names):
         raise CompassInputError(f"{path}: source names repeat ({names})")
     return sources
+
+
+def _check_answer_regex(source: MathSource, where: str) -> None:
+    if source.answer_regex is None:
+        return
+    field = f"sources[{source.name}].answer_regex"
+    try:
+        groups = re.compile(source.answer_regex).groups
+    except re.error as error:
+        raise input_error(where, field, f"not a regular expression ({error})", "fix it") from None
+    if groups < 1:
+        raise input_error(where, field, "has no group", "capture the answer in ( )")
 
 
 def read_problems(source: MathSource) -> list[tuple[str, str | None]]:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
+from compass_model.typed import input_error
 from compass_train.synth.teacher import TeacherRequest
 
 
@@ -30,7 +31,12 @@ class InProcessTeacher:
         if spec == "tiny" or spec.startswith("tiny:"):
             from compass_model.assemble import build_tiny
 
-            seed = int(spec.split(":", 1)[1]) if ":" in spec else None
+            seed_text = spec.split(":", 1)[1] if ":" in spec else None
+            if seed_text is not None and not seed_text.isdecimal():
+                raise input_error(
+                    "--teacher", spec, "SEED is not a whole number ≥ 0", "write e.g. tiny:0"
+                )
+            seed = None if seed_text is None else int(seed_text)
             model, processor = build_tiny(seed)
             return cls(model, processor, spec)
         from compass_model.checkpoint import load_checkpoint

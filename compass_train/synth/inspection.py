@@ -26,6 +26,8 @@ def _message_text(message: dict[str, Any]) -> str:
 
 def inspect_dataset(path: str | Path, samples: int = 3, seed: int = 0) -> str:
     path = Path(path)
+    if samples < 0:
+        raise CompassInputError(f"--samples {samples}: give 0 or more samples to show")
     if not (path / RUN_FILE).is_file():
         raise CompassInputError(
             f"{path} is not a dataset folder written by compass-data (no {RUN_FILE})"

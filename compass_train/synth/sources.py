@@ -4,19 +4,17 @@ of the local PDFs with their origin URL and sha256. A PDF whose origin is not al
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pypdfium2 as pdfium
-import yaml
 
 from compass_model import atomic
 from compass_model.errors import CompassInputError
 from compass_model.pages import page_count
+from compass_model.typed import convert, load, option, read_mapping
 from compass_train.synth.pages import PDFIUM_LOCK
 
 INDEX_NAME = "compass_pdfs.json"
@@ -26,11 +24,11 @@ INDEX_NAME = "compass_pdfs.json"
 class Source:
     """One allowed origin: a government sub-site whose material is published under `licence`."""
 
-    id: str
-    agency: str
-    url_prefixes: tuple[str, ...]
-    licence: str
-    licence_url: str = ""
+    id: str = option(nonempty=True, help="a short name for the source")
+    agency: str = option(nonempty=True, help="who publishes it")
+    url_prefixes: tuple[str, ...] = option(nonempty=True, help="allowed origins of its PDFs")
+    licence: str = option(nonempty=True, help="the licence its material is published under")
+    licence_url: str = option("", help="where the licence is stated")
 
     def allows(self, url: str) -> bool:
         """Compared as a server would read them: scheme, host and port exactly, the path with
@@ -72,9 +70,17 @@ def _origin_and_path(url: str) -> tuple[tuple[str, str, int], str] | None:
 
 @dataclass(frozen=True)
 class ManifestFile:
-    path: str
-    url: str
-    sha256: str | None = None
+    path: str = option(nonempty=True, help="the PDF, relative to the PDF directory")
+    url: str = option(nonempty=True, help="where it was downloaded from")
+    sha256: str | None = option(None, nonempty=True, help="its expected sha256, if known")
+
+
+@dataclass(frozen=True)
+class ManifestLayout:
+    """What a manifest file holds."""
+
+    sources: tuple[Source, ...] = option(nonempty=True, help="the allow-list")
+    files: tuple[ManifestFile, ...] = option(default_factory=tuple, help="the local PDFs")
 
 
 @dataclass(frozen=True)
@@ -100,64 +106,19 @@ class IndexedPdf:
     licence: str
 
 
-def _require(mapping: dict, key: str, where: str) -> object:
-    value = mapping.get(key)
-    if value in (None, "", []):
-        raise CompassInputError(f"{where} has no {key!r}: every entry needs one")
-    return value
+@dataclass(frozen=True)
+class IndexLayout:
+    """What `pdfs` writes (INDEX_NAME), read back by every generator."""
 
-
-def read_yaml(path: str | Path, what: str, list_key: str = "sources") -> dict[str, Any]:
-    """A YAML mapping whose `list_key` is a non-empty list of mappings, or a one-line error."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompassInputError(f"{what} {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise CompassInputError(
-            f"{what} {path} is not valid YAML: {error}".splitlines()[0]
-        ) from None
-    entries = raw.get(list_key) if isinstance(raw, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise CompassInputError(f"{what} {path} needs a non-empty '{list_key}:' list")
-    for number, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict):
-            raise CompassInputError(f"{what} {path}: {list_key} entry #{number} is not a mapping")
-    return raw
+    manifest: str
+    sources: tuple[Source, ...]
+    pdfs: tuple[IndexedPdf, ...]
 
 
 def load_manifest(path: str | Path) -> Manifest:
     """Reads and checks the manifest once; everything after works on the typed result."""
-    path = Path(path)
-    raw = read_yaml(path, "manifest")
-    sources = []
-    for number, entry in enumerate(raw["sources"], 1):
-        where = f"{path}: source {entry.get('id', number)!r}"
-        prefixes = _require(entry, "url_prefixes", where)
-        if isinstance(prefixes, str):
-            prefixes = [prefixes]
-        sources.append(
-            Source(
-                id=str(_require(entry, "id", where)),
-                agency=str(_require(entry, "agency", where)),
-                url_prefixes=tuple(str(prefix) for prefix in prefixes),
-                licence=str(_require(entry, "licence", where)),
-                licence_url=str(entry.get("licence_url", "")),
-            )
-        )
-    files = []
-    for number, entry in enumerate(raw.get("files") or [], 1):
-        where = f"{path}: file #{number}"
-        if not isinstance(entry, dict):
-            raise CompassInputError(f"{where} is not a mapping")
-        files.append(
-            ManifestFile(
-                path=str(_require(entry, "path", where)),
-                url=str(_require(entry, "url", where)),
-                sha256=str(entry["sha256"]).lower() if entry.get("sha256") else None,
-            )
-        )
-    return Manifest(path, tuple(sources), tuple(files))
+    layout = load(ManifestLayout, path, "manifest")
+    return Manifest(Path(path), layout.sources, layout.files)
 
 
 def confined(pdf_dir: Path, relative: str, where: str) -> Path:
@@ -216,7 +177,7 @@ def index_pdfs(manifest: Manifest, pdf_dir: str | Path) -> list[IndexedPdf]:
         if not local.is_file():
             raise CompassInputError(f"{local} is listed in {manifest.path} but does not exist")
         digest = sha256_file(local)
-        if entry.sha256 and entry.sha256 != digest:
+        if entry.sha256 and entry.sha256.lower() != digest:
             raise CompassInputError(
                 f"{local}: sha256 {digest[:12]}… differs from the manifest's {entry.sha256[:12]}…"
             )
@@ -257,12 +218,8 @@ def read_index(pdf_dir: str | Path) -> tuple[list[IndexedPdf], list[Source]]:
         raise CompassInputError(
             f"{pdf_dir} has no {INDEX_NAME}: run `compass-data pdfs --manifest … --pdf-dir {pdf_dir}` first"
         )
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    pdfs = [IndexedPdf(**entry) for entry in raw["pdfs"]]
-    sources = [
-        Source(**{**entry, "url_prefixes": tuple(entry["url_prefixes"])})
-        for entry in raw["sources"]
-    ]
+    index = convert(IndexLayout, read_mapping(path, "PDF index"), f"PDF index {path}")
+    pdfs, sources = list(index.pdfs), list(index.sources)
     for pdf in pdfs:
         local = confined(pdf_dir, pdf.path, str(path))
         if not local.is_file() or sha256_file(local) != pdf.sha256:
