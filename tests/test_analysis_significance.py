@@ -168,6 +168,16 @@ def test_missing_benchmark_in_candidate_fails(tmp_path, capsys):
     assert "missing in candidate" in out and "FAILED (gsm8k_cot_xml)" in out
 
 
+@pytest.mark.parametrize("margin", [[], ["--max-drop", "0"]])
+def test_identical_candidate_holds(tmp_path, margin, capsys):
+    # A copy of the reference: no document changes, so no resample can show a drop.
+    labels = [0, 1] * 10
+    scores = [0.1 * (i % 7) + 0.3 * y for i, y in enumerate(labels)]
+    same = {"edinet_fraud": _auc_task(labels, scores), "edinet_industry": acc_task(binary(6, 20))}
+    assert _gate(tmp_path, {"p0": same, "p1": same}, *margin) == 0
+    assert "Gate: held" in capsys.readouterr().out
+
+
 def test_gate_boundary_is_inclusive(tmp_path):
     # point rule: drop 0.25 − 0.125 = 0.125 is exactly representable and equals max_drop
     phases = {

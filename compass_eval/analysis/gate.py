@@ -18,6 +18,7 @@ from compass_eval.analysis.hypothesis import drop_test_binary, format_p, holm, p
 from compass_eval.analysis.narrative import find_paired
 from compass_eval.analysis.power import DISCORDANCE, POWER, minimum_detectable_drop
 from compass_model.errors import CompassInputError
+from compass_model.typed import option
 
 PEAK = "peak"
 TOO_FEW_PHASES = "the gate needs at least two phases (a reference and a candidate)"
@@ -28,7 +29,7 @@ FAILING = frozenset({"regression", "missing in candidate", "no reference", "unde
 class BenchmarkRule:
     """Per-benchmark overrides of the gate policy."""
 
-    max_drop: float | None = None
+    max_drop: float | None = option(None, ge=0.0, help="this benchmark's largest allowed drop")
     ignore: bool = False
     require_significant: bool | None = None
 
@@ -37,7 +38,7 @@ class BenchmarkRule:
 class GatePolicy:
     """Thresholds are absolute drops in the metric's own scale (0.05 = 5 points of accuracy)."""
 
-    max_drop: float = 0.05
+    max_drop: float = option(0.05, ge=0.0, help="largest allowed drop, in the metric's own scale")
     against: str = PEAK
     candidate: str | None = None
     require_significant: bool = True
@@ -99,8 +100,6 @@ def evaluate_gate(report: dict, policy: GatePolicy) -> GateResult:
         raise CompassInputError(
             f"--against {candidate} is the candidate itself; name another phase"
         )
-    if not (policy.max_drop >= 0.0):
-        raise CompassInputError(f"--max-drop must be a number ≥ 0, not {policy.max_drop}")
     unknown = sorted(set(policy.benchmarks) - set(report["benchmarks"]))
     if unknown:
         raise CompassInputError(
@@ -200,6 +199,9 @@ def _drop_hypothesis(
         p = test["p_drop"]
     elif test.get("se"):
         p = float(norm.sf((drop - margin) / test["se"]))
+    elif test.get("se") == 0.0:
+        # Every resample gives the same difference (no document changed): the drop is known.
+        p = 1.0 if drop <= margin else test.get("resolution", 0.0)
     else:
         return None
     return _Hypothesis(name, reference, drop, positive_p(p), test["n"])
