@@ -1,9 +1,14 @@
 """LoRA and QLoRA: loading a stage's base (4-bit NF4 where asked and possible), wrapping it with
-peft, and folding the trained adapter back into full-precision weights for the next stage."""
+peft, and folding the trained adapter back into full-precision weights for the next stage.
+
+A saved adapter stands alone: besides the LoRA weights it carries every module the stage trained
+fully (peft `modules_to_save`), and its `base_model_name_or_path` is the absolute directory of the
+weights the stage started from, so plain peft rebuilds the stage's result from base + adapter."""
 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,11 @@ from compass_model.errors import CompassInputError
 from compass_train.recipe import LoraSpec, StageSpec
 
 # Only the language model is quantised: the vision tower, projector and output head stay in the
-# training dtype (QLoRA practice, and the head is tied to the vocabulary).
-_NOT_QUANTISED = ["vision_tower", "multi_modal_projector", "lm_head"]
+# training dtype (QLoRA practice, and the head is tied to the vocabulary). transformers 5 matches
+# these from the start of a module's full name (or as its suffix), so they are full names.
+_NOT_QUANTISED = ["model.vision_tower", "model.multi_modal_projector", "lm_head"]
+# What peft puts before the wrapped model's parameter names.
+_PEFT_PREFIX = "base_model.model."
 
 
 @functools.cache
@@ -93,13 +101,26 @@ def load_base(
     )
 
 
-def lora_config(lora: LoraSpec, targets: list[str]) -> LoraConfig:
+def lora_config(
+    lora: LoraSpec, targets: list[str], modules_to_save: list[str] | None = None
+) -> LoraConfig:
     return LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=targets,
         bias="none",
+        modules_to_save=modules_to_save or None,
+    )
+
+
+def outermost(modules: list[str]) -> list[str]:
+    """The module names not inside another one of the list: peft wraps each `modules_to_save`
+    entry whole, so a module nested in another entry is already saved with it."""
+    return list(
+        dict.fromkeys(
+            m for m in modules if not any(m.startswith(o + ".") for o in modules if o != m)
+        )
     )
 
 
@@ -123,19 +144,39 @@ def with_trained(
     targets: list[str],
     trained: dict[str, torch.Tensor],
     dtype: torch.dtype,
+    fully_trained: list[str],
 ) -> nn.Module:
-    """The stage's result on the CPU: its full-precision input weights (wrapped in the same LoRA
-    when it has one) carrying the gathered trained tensors. Rebuilding from the input works
-    whatever the training copy was: 4-bit (a 4-bit base cannot take the merge), sharded by
-    FSDP or ZeRO-3, or wrapped by DDP."""
+    """The stage's result on the CPU: its full-precision input weights carrying the gathered
+    trained tensors, wrapped in the same LoRA when it has one, with the fully trained modules
+    (`fully_trained`) as its `modules_to_save`. Rebuilding from the input works whatever the
+    training copy was: 4-bit (a 4-bit base cannot take the merge), sharded by FSDP or ZeRO-3,
+    or wrapped by DDP."""
     model = load_base(base_path, dtype, "cpu", quantised=False)
+    # Fully trained tensors go into the plain model first, so peft's copies for
+    # `modules_to_save` carry them; LoRA's own tensors exist only once it is wrapped.
+    plain = dict(model.named_parameters())
+    full = {n: t for n, t in trained.items() if n.removeprefix(_PEFT_PREFIX) in plain}
+    _copy_into(plain, {n.removeprefix(_PEFT_PREFIX): t for n, t in full.items()})
     if lora is not None:
-        model = get_peft_model(model, lora_config(lora, targets))
-    parameters = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in trained.items():
-            parameters[name].copy_(tensor.to(parameters[name].dtype))
+        config = lora_config(lora, targets, outermost(fully_trained))
+        model = get_peft_model(model, config)
+    _copy_into(dict(model.named_parameters()), {n: t for n, t in trained.items() if n not in full})
     return model
+
+
+def _copy_into(parameters: dict[str, nn.Parameter], tensors: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            parameters[name].copy_(tensor.to(parameters[name].dtype))
+
+
+def point_at_base(adapter_dir: Path, base: Path) -> None:
+    """Records `base` (made absolute) as the directory the saved adapter applies to, so
+    `AutoPeftModel.from_pretrained(adapter_dir)` works from any working directory."""
+    config_file = adapter_dir / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = str(base.resolve())
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def adapter_summary(lora: LoraSpec, targets: list[str], plan: AdapterPlan) -> dict[str, Any]:

@@ -4,6 +4,9 @@ resumable step states through `accelerator.save_state` / `load_state`.
 
 Resume is exact: the data order of each epoch is a function of (seed, epoch), and a step state
 holds the trained tensors, optimiser, scheduler and every process's RNG.
+
+Every step goes to the run's trackers on one step axis for the whole run, with the learning rate
+of each parameter group (`compass_train.trackers`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from compass_model.errors import CompassInputError
 from compass_train.collate import Collator, Example, length_grouped_order
 from compass_train.recipe import StageSpec
 from compass_train.select import group_of, param_groups
+from compass_train.trackers import run_log
 
 LATEST = "LATEST"
 PROGRESS_FILE = "progress.pt"
@@ -92,6 +96,18 @@ def trained_tensors(model: nn.Module, accelerator: Accelerator) -> dict[str, tor
     state = accelerator.get_state_dict(model)
     keep = _trainable_names(accelerator.unwrap_model(model))
     return {k: v.detach().cpu() for k, v in state.items() if k in keep}
+
+
+def lr_group_index(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, int]:
+    """Each trained parameter group (vision, projector, llm; `other` outside them) with the
+    index of an optimiser group holding it: the recipe sets learning rates by group, so every
+    optimiser group of a parameter group has the same rate."""
+    index = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
+    return {
+        group_of(name) or "other": index[id(p)]
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
 
 
 def may_skip_parameters(model: nn.Module, examples: list[Example]) -> bool:
@@ -175,6 +191,7 @@ def train_stage(
     started = time.perf_counter()
     torch.manual_seed(seed + accelerator.process_index)
     optimizer = torch.optim.AdamW(param_groups(model, stage), lr=stage.lr)
+    log = run_log(accelerator).stage(label, lr_group_index(model, optimizer))
     steps = total_steps(stage, len(examples), accelerator.num_processes)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(stage.warmup_ratio * steps), steps
@@ -237,6 +254,7 @@ def train_stage(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             loss_sum += loss.detach()
+        lrs = scheduler.get_last_lr()  # the rates this step used
         scheduler.step()
         step += 1
         mean_loss = accelerator.reduce(loss_sum, reduction="sum").item()
@@ -246,9 +264,7 @@ def train_stage(
             loss=f"{mean_loss:.4f}", samples_s=f"{samples / (time.perf_counter() - tick):.1f}"
         )
         bar.update()
-        accelerator.log(
-            {f"{label}/loss": mean_loss, f"{label}/lr": scheduler.get_last_lr()[0]}, step=step
-        )
+        log.step(step, mean_loss, lrs)
         if step % stage.save_every == 0 and step < steps:
             _save_state(accelerator, state_dir, scheduler, step, result, asdict(stage))
     bar.close()

@@ -3,6 +3,12 @@ stage, into an atomically written checkpoint with its manifest, adapters and los
 
 Work in progress lives under `<out>/.work/<phase>/` (stage results, resumable step states), so a
 killed run leaves no directory that looks like a phase.
+
+Each LoRA stage's adapter (`<phase>/adapters/<stage>/`) applies to the weights that stage started
+from: the parent checkpoint for a phase's first stage, otherwise the previous stage's merged
+result, which the phase keeps whole at `<phase>/stages/<previous stage>/` (a full model copy, so
+that every adapter's base is a directory that outlives the run). Base paths are absolute: moving
+the checkpoints means pointing the adapters at their new place.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from compass_train.adapters import (
     adapter_plan,
     adapter_summary,
     load_base,
+    point_at_base,
     with_trained,
     wrap,
 )
@@ -36,22 +43,14 @@ from compass_train.collate import Collator, Example, encode
 from compass_train.loop import train_stage, trained_tensors
 from compass_train.manifest import phase_manifest
 from compass_train.plots import save_loss_curve
-from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, StageSpec
+from compass_train.recipe import ROOT_PHASE, PhaseSpec, Recipe, RunOptions, StageSpec
 from compass_train.records import fingerprint, iter_records, load_records
 from compass_train.select import Selection, count_trainable, freeze_all_but, select
 
 WORK = ".work"
+# Inside a phase checkpoint: earlier stages' merged results that later adapters apply to.
+STAGES = "stages"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What `compass-train run` does beyond the recipe; its flags are these fields."""
-
-    out: Path
-    only: str | None = None
-    resume: bool = False
-    force: bool = False
 
 
 def finished(path: Path) -> dict[str, Any] | None:
@@ -270,6 +269,10 @@ class PhaseRunner:
         for stage in phase.stages:
             source, summary = self._stage(phase, stage, plans, source, processor, work)
             summaries.append(summary)
+        bases = adapter_bases(phase, parent_dir, target)
+        for summary in summaries:
+            if summary["adapter"] is not None:
+                summary["adapter"]["base"] = str(bases[summary["name"]])
         if self.accelerator.is_main_process:
             manifest = phase_manifest(
                 self.recipe,
@@ -279,7 +282,7 @@ class PhaseRunner:
                 summaries,
                 time.perf_counter() - started,
             )
-            publish(source, work, phase, manifest, target)
+            publish(source, work, phase, manifest, target, bases)
         self.accelerator.wait_for_everyone()
         self._announce(f"{phase.name}: checkpoint written to {target}")
         return target
@@ -368,7 +371,9 @@ class PhaseRunner:
         stage_dir: Path,
         summary: dict[str, Any],
     ) -> None:
-        model = with_trained(source, stage.lora, selection.lora_targets, trained, self.dtype)
+        model = with_trained(
+            source, stage.lora, selection.lora_targets, trained, self.dtype, selection.train
+        )
         stage_dir.mkdir(parents=True, exist_ok=True)
         if stage.lora:
             model.save_pretrained(stage_dir / "adapter")
@@ -380,17 +385,38 @@ class PhaseRunner:
         save_checkpoint(model, processor, stage_dir / "model", {"stage": summary})
 
 
+def adapter_bases(phase: PhaseSpec, parent_dir: Path, target: Path) -> dict[str, Path]:
+    """The absolute directory each LoRA stage's adapter applies to once `target` is written."""
+    bases, base = {}, parent_dir.resolve()
+    for stage in phase.stages:
+        if stage.lora:
+            bases[stage.name] = base
+        base = target.resolve() / STAGES / stage.name
+    return bases
+
+
 def publish(
-    source: Path, work: Path, phase: PhaseSpec, manifest: dict[str, Any], target: Path
+    source: Path,
+    work: Path,
+    phase: PhaseSpec,
+    manifest: dict[str, Any],
+    target: Path,
+    bases: dict[str, Path],
 ) -> None:
-    """The last stage's weights with every stage's adapter and loss curve, and the manifest,
-    appear at `target` whole or not at all; then the phase's work folder goes."""
+    """The last stage's weights with every stage's adapter (pointed at its base), the earlier
+    stages' results that adapters apply to, loss curves and the manifest appear at `target`
+    whole or not at all; then the phase's work folder goes."""
+    inside = target.resolve()
     with staged_directory(target) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
+        for base in bases.values():
+            if base.is_relative_to(inside):  # an earlier stage's result
+                shutil.copytree(work / base.name / "model", staging / base.relative_to(inside))
         for stage in phase.stages:
             adapter = work / stage.name / "adapter"
             if adapter.is_dir():
                 shutil.copytree(adapter, staging / "adapters" / stage.name)
+                point_at_base(staging / "adapters" / stage.name, bases[stage.name])
             shutil.copy2(work / stage.name / "loss.png", staging / f"loss_{stage.name}.png")
         write_manifest(staging, manifest)
     shutil.rmtree(work, ignore_errors=True)

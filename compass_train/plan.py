@@ -8,6 +8,7 @@ from typing import Any
 from compass_model.assemble import build_on_meta
 from compass_model.config import preset
 from compass_model.errors import CompassInputError
+from compass_train.loop import total_steps
 from compass_train.recipe import Recipe
 from compass_train.records import fingerprint
 from compass_train.select import count_trainable, select
@@ -19,12 +20,12 @@ def plan_rows(recipe: Recipe) -> list[dict[str, Any]]:
     for phase in recipe.phases:
         for stage in phase.stages:
             selection = select(model, stage, f"phase {phase.name!r}, stage {stage.name!r}")
-            records = 0
+            records, missing = 0, None
             for entry in stage.data:
                 try:
                     records += fingerprint(recipe.data_path(entry))["records"]
                 except CompassInputError:
-                    records = None
+                    records, missing = None, recipe.data_path(entry)
                     break
             rows.append(
                 {
@@ -40,6 +41,11 @@ def plan_rows(recipe: Recipe) -> list[dict[str, Any]]:
                         model, selection, stage.lora.r if stage.lora else 0
                     ),
                     "records": records,
+                    "missing": None if missing is None else str(missing.resolve()),
+                    # on one process; N processes take N times fewer steps per epoch
+                    "steps": stage.max_steps
+                    if records is None
+                    else total_steps(stage, records, world=1),
                     "lr": stage.lr,
                     "lr_groups": stage.lr_groups,
                     "batch_size": stage.batch_size,
@@ -59,11 +65,20 @@ def render_plan(recipe: Recipe, rows: list[dict[str, Any]]) -> str:
     for row in rows:
         counts = row["trainable"]
         parts = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "total")
-        records = "data missing" if row["records"] is None else f"{row['records']:,} records"
+        records = (
+            f"data missing: {row['missing']}"
+            if row["records"] is None
+            else f"{row['records']:,} records"
+        )
+        steps = (
+            "steps unknown until the data exists"
+            if row["steps"] is None
+            else (f"{row['steps']:,} steps")
+        )
         lrs = ", ".join(f"{k} {v:g}" for k, v in row["lr_groups"].items()) or f"{row['lr']:g}"
         lines.append(
             f"{row['phase']}/{row['stage']} (from {row['parent']}): trainable {counts['total']:,} "
             f"({parts}); full: {', '.join(row['train']) or '-'}; lora: {row['lora'] or '-'}; "
-            f"lr {lrs}; batch {row['batch_size']}; epochs {row['epochs']:g}; {records}"
+            f"lr {lrs}; batch {row['batch_size']}; {steps} (epochs {row['epochs']:g}); {records}"
         )
     return "\n".join(lines)

@@ -118,6 +118,17 @@ def test_plan_of_the_paper_recipe_counts_every_stage_on_the_meta_device(capsys) 
     assert all(p.is_meta for p in build_on_meta(preset("paper")).parameters())
 
 
+def test_plan_says_steps_and_the_missing_path(tmp_path: Path, capsys) -> None:
+    assert main(["plan", str(CHAIN), "--set", "stages.max_steps=null"]) == 0
+    (first, *_) = capsys.readouterr().out.splitlines()[1:]
+    records = int(first.rsplit("; ", 1)[1].split()[0].replace(",", ""))
+    batch = int(first.split("; batch ")[1].split(";")[0])
+    assert f"; {-(-records // batch):,} steps (epochs 1)" in first  # one epoch, one process
+    assert main(["plan", str(REPO / "recipes" / "paper.yaml")]) == 0
+    missing = (REPO / "data" / "p3" / "finqa").resolve()
+    assert f"data missing: {missing}" in capsys.readouterr().out
+
+
 def test_ablation_is_a_recipe_whose_p3_starts_from_p1(capsys) -> None:
     assert main(["plan", str(REPO / "recipes" / "ablation_skip_p2.yaml")]) == 0
     lines = capsys.readouterr().out.splitlines()
