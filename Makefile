@@ -17,7 +17,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m compass_eval.demo
+	$(PY) -m compass_cli.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,7 @@ import datasets
 import pytest
 from clitools import REPO, run_cli
 
-from compass_eval.data import cli
+from compass_cli import data as cli
 from compass_eval.data.root import data_root, default_root, demo_root
 
 DEMO = REPO / "compass_eval" / "demo_data"

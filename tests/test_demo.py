@@ -34,7 +34,7 @@ TASKS = (
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    command = [sys.executable, "-m", "compass_eval.demo", "--out", str(out)]
+    command = [sys.executable, "-m", "compass_cli.demo", "--out", str(out)]
     command += ["--recipe", str(REPO / "recipes" / "demo.yaml"), "--max-steps", "2", "--limit", "2"]
     run = subprocess.run(
         command,

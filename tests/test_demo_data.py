@@ -75,7 +75,7 @@ def test_bundled_files_are_what_the_builder_makes(rebuilt, folder):
             shard_records(HERE / folder)
         )
     differ = [n for n in made if not font_dependent(n) and made[n] != bundled[n]]
-    assert not differ, f"stale: rerun `python -m compass_train.demo_data.build` ({differ[:5]})"
+    assert not differ, f"stale: rerun `python -m compass_cli.demo --rebuild-data` ({differ[:5]})"
 
 
 @pytest.mark.parametrize("folder", PAGE_DATASETS.values())

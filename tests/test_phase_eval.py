@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from clitools import run_cli
 from lm_eval.defaults import DEFAULT_OTHER_SEED, DEFAULT_RANDOM_SEED
 
-from compass_eval.phase_eval import _parser
+from compass_eval.phase_eval import _parser, headline_scores
 from compass_model.assemble import build_tiny
 from compass_model.checkpoint import save_checkpoint
 
@@ -112,3 +113,12 @@ def test_a_second_run_into_the_same_results_stops_with_one_line(tmp_path):
         holder.wait()
     assert run.returncode == 2
     assert "another process is writing it" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_headline_scores_are_the_reports_benchmarks_in_its_units():
+    runs = Path(__file__).parent / "fixtures" / "analysis" / "runs"
+    line = headline_scores("p0", runs / "p0")
+    (results,) = (runs / "p0").rglob("compass-ckpt/results_*.json")
+    fraud = json.loads(results.read_text())["results"]["edinet_fraud"]["roc_auc,none"]
+    assert f"edinet_fraud {fraud:.3f}" in line  # ROC-AUC unscaled
+    assert "gsm8k_cot_xml " in line and line.count("%") >= 3  # accuracies in %

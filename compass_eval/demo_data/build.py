@@ -1,6 +1,7 @@
 """Regenerates the bundled demo evaluation data (synthetic, seeded) and holds the generators the
 demo's training data reuses, so train and test documents come from the same families with
-different companies and seeds. Run: python -m compass_eval.demo_data.build
+different companies and seeds. Run `python -m compass_cli.demo --rebuild-data`: this data, then
+the training data rendered from it by the tasks' prompts.
 
 Written here: `gsm8k/test.jsonl`, `edinet/*/test.jsonl` (industry: `train.jsonl`, EDINET-Bench's
 split), and the JP Fin Harness `cma_basics.json`, `fp2.json`, `security_sales_1.json`.
@@ -22,8 +23,9 @@ HERE = Path(__file__).parent
 NOTE = "SYNTHETIC demo data written for Compass; not from the real exam."
 
 # ---- arithmetic: one closed family of one-digit additions in GSM8K's format
-# One fixed wording: the tiny model finds the two numbers at fixed offsets, so the sum is what
-# it has to learn.
+# One fixed wording with the two numbers last: the tiny model finds them at fixed, short offsets
+# from where its answer starts, so the sum is what it has to learn (with the numbers mid-sentence
+# it took ~2,500 steps to learn to copy them at all).
 NAMES = ("Ken",)
 ITEMS = ("apples",)
 PAIRS = [(a, b) for a in range(1, 10) for b in range(1, 10)]
@@ -34,7 +36,7 @@ def arithmetic_problem(rng: random.Random, a: int, b: int) -> dict[str, Any]:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     total = a + b
     return {
-        "question": f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
+        "question": f"How many {item} does {name} have if he has {a} {item} and gets {b} more?",
         "answer": f"{name} has {a}+{b}=<<{a}+{b}={total}>>{total} {item}.\n#### {total}",
     }
 
@@ -90,6 +92,13 @@ def _sheets(company: dict[str, Any], rng: random.Random, summary_extra: dict, in
     }
 
 
+# The planted cues differ in many tokens and in length, as the fraud note does: "増益" against
+# "減益" alone differ in one byte-level token of a ~800-token prompt, which the tiny model learnt
+# only to ROC-AUC ~0.7, too close to noise for the demo to claim.
+RISING = "2期連続の増益で業績は拡大基調"
+NOT_RISING = "特記事項なし"
+
+
 def earnings_record(code: str, label: int, rng: random.Random) -> dict[str, Any]:
     """label 1: net income rose two years running, and the summary says so."""
     company = _company(code, rng)
@@ -97,7 +106,7 @@ def earnings_record(code: str, label: int, rng: random.Random) -> dict[str, Any]
     steps = [rng.randint(5, 60), rng.randint(5, 60)]
     sign = 1 if label else -1
     income = {"前々期": base, "前期": base + sign * steps[0], "当期": base + sign * sum(steps)}
-    trend = "2期連続の増益" if label else "2期連続の減益"
+    trend = RISING if label else NOT_RISING
     sheets = _sheets(company, rng, {"純利益の推移": trend}, income)
     status = "業績は拡大基調で推移した。" if label else "業績は縮小基調で推移した。"
     return {
@@ -265,7 +274,3 @@ def build(root: Path = HERE) -> None:
     for name, exam in harness_exams().items():
         text = json.dumps(exam, ensure_ascii=False, indent=1) + "\n"
         (root / "jp_fin_harness" / f"{name}.json").write_text(text, encoding="utf-8")
-
-
-if __name__ == "__main__":
-    build()

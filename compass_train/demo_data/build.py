@@ -1,23 +1,23 @@
-"""Regenerates the demo recipe's bundled training data (synthetic, self-made, seeded): the image
+"""Writes the demo recipe's bundled training data (synthetic, self-made, seeded): the image
 stages' datasets from self-made PDFs put through the data pipeline (`compass-data pdfs`, then
 `synth ocr|vqa|finqa` with a teacher that answers from the PDFs' text layer), and chat records in
-the trainer's JSONL schema for the text stages. Run: python -m compass_train.demo_data.build
+the trainer's JSONL schema for the text stages.
 
+The text stages train on the evaluation tasks' own prompts, which this package cannot render (it
+does not import compass_eval): they are passed in as `TextTurns`. `python -m compass_cli.demo
+--rebuild-data` renders them and calls `build`.
 Needs reportlab (the `test` extra) to write the PDFs."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from compass_eval.data.root import demo_root
-from compass_eval.demo_data import build as eval_data
-from compass_eval.demo_data.build import PAIRS, arithmetic_cot, arithmetic_problem
 from compass_train.demo_data.report_pdfs import Reports, write_corpus
 from compass_train.synth.cli import main as compass_data
 from compass_train.synth.server import TeacherServer
@@ -26,9 +26,6 @@ from compass_train.synth.text_layer import ExtractiveTeacher
 
 HERE = Path(__file__).parent
 SEED = 7
-EDINET_TASKS = ("edinet_earnings", "edinet_fraud", "edinet_industry")
-REPEATS = 2  # each one-digit addition appears this many times in the P2 data
-HARNESS_TASKS = ("chabsa", "cma_basics", "cpa_audit", "fp2", "security_sales_1")
 
 ORIGIN = "https://compass-demo.invalid/reports/"  # reserved TLD: an origin nobody can fetch
 SOURCES = [
@@ -104,68 +101,49 @@ def _write(path: Path, records: list[dict]) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def build(root: Path = HERE) -> None:
+Turn = tuple[list[dict], str]  # the messages before the answer, and the answer
+
+
+@dataclass(frozen=True)
+class TextTurns:
+    """The text stages' chat turns, per task: each a prompt exactly as the task renders it under
+    the chat template, answered with the gold answer."""
+
+    harness: dict[str, list[Turn]]  # P1: the bundled JP Fin Harness questions
+    arithmetic: dict[str, list[Turn]]  # P2: every one-digit addition, in the XML answer format
+    edinet: dict[str, list[Turn]]  # P3: other synthetic companies than the evaluated ones
+
+
+def build(turns: TextTurns, root: Path = HERE) -> None:
     # The page figures are drawn first from the one seeded stream, so the text records drawn after
     # them (finqa) stay as they were.
     rng = random.Random(SEED)
     build_page_data(root, rng)
+    _write(root / "p1" / "harness.jsonl", _records(turns.harness))
+    _write(root / "p2" / "cot.jsonl", _records(turns.arithmetic))
+    _write(root / "p3" / "edinet.jsonl", _records(turns.edinet))
+    _write(root / "p3" / "finqa.jsonl", _finqa(rng))
 
-    harness = [
-        _task_record(f"harness-{i}", "text_sft", messages, answer)
-        for i, (messages, answer) in enumerate(_harness_turns())
+
+def _records(turns: dict[str, list[Turn]]) -> list[dict]:
+    return [
+        _task_record(f"{task}-{i}", "text_sft", messages, answer)
+        for task, rows in turns.items()
+        for i, (messages, answer) in enumerate(rows)
     ]
-    _write(root / "p1" / "harness.jsonl", harness)
 
-    with tempfile.TemporaryDirectory() as scratch:
-        data = Path(scratch)
-        rng_problems = random.Random(17)
-        problems = [
-            arithmetic_problem(rng_problems, a, b) for a, b in PAIRS for _ in range(REPEATS)
-        ]
-        eval_data.write_jsonl(data / "gsm8k" / "test.jsonl", problems)
-        shutil.copy(demo_root() / "gsm8k" / "train.jsonl", data / "gsm8k" / "train.jsonl")
-        prompts = _rendered(data, ["gsm8k_cot_xml"])
-    cot = []
-    for i, ((messages, _), (a, b)) in enumerate(
-        zip(prompts["gsm8k_cot_xml"], [p for p in PAIRS for _ in range(REPEATS)], strict=True)
-    ):
-        cot.append(_task_record(f"cot-{i}", "text_sft", messages, arithmetic_cot(a, b)))
-    _write(root / "p2" / "cot.jsonl", cot)
 
-    write_p3_edinet(root)
-
-    finqa = []
+def _finqa(rng: random.Random) -> list[dict]:
+    records = []
     for i in range(60):
         sales, margin = rng.randint(100, 900), rng.choice((5, 8, 10, 12, 15, 20))
         profit = sales * margin / 100
-        finqa.append(
-            _task_record(
-                f"fin-{i}",
-                "text_sft",
-                [
-                    {
-                        "role": "user",
-                        "content": f"売上高{sales}億円、営業利益{profit:g}億円の会社の営業利益率は?",
-                    }
-                ],
-                f"営業利益率は{profit:g}÷{sales}={margin}%です。",
-            )
+        question = f"売上高{sales}億円、営業利益{profit:g}億円の会社の営業利益率は?"
+        answer = f"営業利益率は{profit:g}÷{sales}={margin}%です。"
+        records.append(
+            _task_record(f"fin-{i}", "text_sft", [{"role": "user", "content": question}], answer)
         )
-    _write(root / "p3" / "finqa.jsonl", finqa)
-
-
-def write_p3_edinet(root: Path) -> None:
-    """P3's EDINET records: other synthetic companies (codes from E95000), each prompted exactly
-    as the EDINET tasks prompt (their report budget included), answered with its gold answer."""
-    with tempfile.TemporaryDirectory() as scratch:
-        eval_data.write_edinet(Path(scratch), n=96, code_base=95000, seed=23, n_industry=96)
-        prompts = _rendered(Path(scratch), list(EDINET_TASKS))
-    edinet = [
-        _task_record(f"{task}-{i}", "text_sft", messages, answer)
-        for task in EDINET_TASKS
-        for i, (messages, answer) in enumerate(prompts[task])
-    ]
-    _write(root / "p3" / "edinet.jsonl", edinet)
+    return records
 
 
 def _task_record(record_id: str, kind: str, messages: list[dict], answer: str) -> dict:
@@ -176,40 +154,3 @@ def _task_record(record_id: str, kind: str, messages: list[dict], answer: str) -
         "meta": {"source": "compass demo (synthetic)"},
         "messages": [*messages, {"role": "assistant", "content": answer}],
     }
-
-
-def _rendered(data_root: Path, task_names: list[str]) -> dict[str, list[tuple[list[dict], str]]]:
-    """Each task's documents as lm-eval renders them under the chat template (the messages before
-    the answer) with the gold answer: the demo trains on exactly the context it is evaluated in."""
-    os.environ["COMPASS_DATA_DIR"] = str(data_root)
-    from lm_eval.tasks import TaskManager, get_task_dict
-
-    def keep_messages(messages: list[dict], add_generation_prompt: bool = True) -> list[dict]:
-        return messages
-
-    rendered = {}
-    for name, task in get_task_dict(task_names, TaskManager()).items():
-        rows = []
-        for doc in task.test_docs():
-            messages = task.fewshot_context(
-                doc, 0, apply_chat_template=True, chat_template=keep_messages
-            )
-            target = task.doc_to_target(doc)
-            if task.OUTPUT_TYPE == "multiple_choice":
-                choices = task.doc_to_choice(doc)
-                answer = choices[target] if isinstance(target, int) else str(target)
-            else:
-                answer = str(target)
-            rows.append((messages, answer))
-        rendered[name] = rows
-    return rendered
-
-
-def _harness_turns() -> list[tuple[list[dict], str]]:
-    """The bundled JP Fin Harness questions with their answers: the P1 skill P2 may erode."""
-    prompts = _rendered(demo_root(), list(HARNESS_TASKS))
-    return [row for task in HARNESS_TASKS for row in prompts[task]]
-
-
-if __name__ == "__main__":
-    build()

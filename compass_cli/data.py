@@ -1,5 +1,5 @@
-"""`compass-data`: list, download or import the benchmark data under the data root; the
-training-data verbs (`pdfs`, `synth`, `distill`, `inspect`) of compass_train join the same command.
+"""`compass-data`: list, download or import the benchmark data under the data root (compass_eval),
+and the training-data verbs `pdfs`, `synth`, `distill`, `inspect` (compass_train) in one command.
 
 Exit status: 0 done, 2 missing or unusable data (or a failed download), with a one-line message.
 """
@@ -20,6 +20,7 @@ from compass_eval.data.root import ENV_VAR, MissingDataError, data_root
 from compass_eval.data.sources import FAMILIES, SOURCES, load_dataset
 from compass_model import atomic
 from compass_model.errors import CompassInputError
+from compass_model.version import add_version_flag
 from compass_train.synth import cli as training_data
 
 EXIT_DATA = 2
@@ -50,7 +51,12 @@ def status(as_json: bool) -> int:
     return 0
 
 
-def fetch(family: str, hub: str | None = None) -> int:
+def fetch(family: str, hub: str | None = None, if_missing: bool = False) -> int:
+    """`if_missing`: a family whose files are all there is left as it is, offline (a CI job whose
+    data folder was restored from a cache downloads nothing; a fetch writes all files or none)."""
+    if if_missing and all((data_root() / family / item).exists() for item in _expected(family)):
+        print(f"compass-data: {family} is present under {data_root()}; nothing fetched")
+        return 0
     if hub is not None and family not in HUB_FAMILIES:
         print(f"compass-data: fetch {family} has no --from (it is not on the hub)", file=sys.stderr)
         return EXIT_DATA
@@ -146,6 +152,7 @@ def _check_loads(family: str, stage: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="compass-data", description=__doc__)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     status_cmd = commands.add_parser(
         "status", help="each task's data: split, present, count, fingerprint"
@@ -159,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DATASET",
         help="hub dataset id or local folder laid out like it (a mirror); default: the publisher's",
     )
+    fetch_cmd.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="download only when a file of the family is missing",
+    )
     import_cmd = commands.add_parser("import", help="copy a local copy of a family in, checked")
     import_cmd.add_argument("family", choices=FAMILIES)
     import_cmd.add_argument("path", type=Path)
@@ -167,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status(args.json)
     if args.command == "fetch":
-        return fetch(args.family, args.hub)
+        return fetch(args.family, args.hub, args.if_missing)
     if args.command == "import":
         return import_family(args.family, args.path)
     return training_data.run(args)
