@@ -41,6 +41,9 @@ class Browser:
         def wire() -> None:
             os.dup2(cmd_read, 3)
             os.dup2(reply_write, 4)
+            # dup2 onto the same number keeps close-on-exec (pipes are created with it)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
         self.process = subprocess.Popen(
             [
@@ -103,8 +106,12 @@ class Browser:
             self.process.kill()
 
 
-def inspect(page: Path, profile: Path) -> tuple[dict, list[str], bytes]:
-    """Load the page; return the DOM probe, every error the page raised, and a screenshot."""
+def inspect(
+    page: Path, profile: Path, width: int = 1200, probe: str = PROBE
+) -> tuple[dict, list[str], bytes]:
+    """Load the page in a window `width` CSS pixels wide (a phone's below 600: the page's
+    viewport meta applies); return the DOM probe, every error the page raised, and a
+    screenshot of the whole page."""
     browser = Browser(profile)
     try:
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -115,13 +122,13 @@ def inspect(page: Path, profile: Path) -> tuple[dict, list[str], bytes]:
             browser.send(f"{domain}.enable", session=session)
         browser.send(
             "Emulation.setDeviceMetricsOverride",
-            {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
             session=session,
         )
         browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
         browser.wait_for("Page.loadEventFired")
-        probe = browser.send(
-            "Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session
+        found = browser.send(
+            "Runtime.evaluate", {"expression": probe, "returnByValue": True}, session=session
         )["result"]["value"]
         shot = browser.send(
             "Page.captureScreenshot",
@@ -137,7 +144,7 @@ def inspect(page: Path, profile: Path) -> tuple[dict, list[str], bytes]:
         or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
         or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] == "error")
     ]
-    return json.loads(probe), errors, base64.b64decode(shot)
+    return json.loads(found), errors, base64.b64decode(shot)
 
 
 def test_report_opens_in_chromium_with_tables_and_plots(tmp_path):

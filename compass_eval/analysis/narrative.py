@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from compass_eval.analysis.hypothesis import format_p
+from compass_eval.analysis.units import fmt, fmt_delta
+
 
 def find_paired(entry: dict, a: str, b: str) -> dict | None:
     """The paired test between two phases, in either stored order, oriented as b − a."""
@@ -21,40 +24,65 @@ def find_paired(entry: dict, a: str, b: str) -> dict | None:
     return None
 
 
-def analysis_sentences(report: dict) -> list[str]:
-    """Best-phase analysis in words, anchored to the first phase."""
+def analysis_sections(report: dict) -> list[dict]:
+    """The analysis in short points: the best phase per benchmark, then what each phase changed
+    against the first, significant changes one per point and the rest together."""
     names = report["phases"]
     base = names[0]
-    lines = []
-    for name, entry in report["benchmarks"].items():
-        best = entry["best_phase"]
-        text = f"{name}: peaks at {best}"
-        delta = _delta(entry, base, best)
-        if best != base and delta is not None:
-            text += f", {delta:+.4f} vs {base}{_noise(entry, base, best)}"
-        chance = entry["chance"]
-        below = [
-            p
-            for p, s in entry["scores"].items()
-            if s is not None and chance is not None and s < chance
-        ]
-        if below:
-            text += f"; below chance ({chance:.4f}) in {', '.join(below)}"
-        lines.append(text + ".")
+    sections = [
+        {
+            "heading": "Best phase",
+            "points": [_best_point(n, e, base) for n, e in report["benchmarks"].items()],
+        }
+    ]
     for phase in names[1:]:
-        gains, losses = [], []
+        significant, noise, untested = [], [], []
         for name, entry in report["benchmarks"].items():
             delta = _delta(entry, base, phase)
-            if delta is None or delta == 0:
+            if delta is None:
                 continue
-            (gains if delta > 0 else losses).append(
-                f"{name} {delta:+.4f}{_noise(entry, base, phase)}"
-            )
-        lines.append(
-            f"{phase} vs {base}: gained on {', '.join(gains) or 'nothing'}; "
-            f"lost on {', '.join(losses) or 'nothing'}."
-        )
-    return lines
+            change = f"{name} {fmt_delta(entry['metric'], delta)}"
+            test = find_paired(entry, base, phase)
+            if test is None or test["p_value"] is None:
+                untested.append(change)
+            elif test["significant"]:
+                kind = "gain" if delta > 0 else "loss"
+                p = format_p(test["p_adjusted"], test.get("resolution"))
+                significant.append(f"significant {kind}: {change} (BH-adjusted p {_p_text(p)})")
+            else:
+                noise.append(change)
+        points = significant
+        if noise:
+            points.append("within noise: " + ", ".join(noise))
+        if untested:
+            points.append("not tested (no paired sample logs): " + ", ".join(untested))
+        sections.append({"heading": f"{phase} vs {base}", "points": points or ["no benchmark"]})
+    return sections
+
+
+def _p_text(formatted: str) -> str:
+    return formatted if formatted.startswith("<") else f"= {formatted}"
+
+
+def _best_point(name: str, entry: dict, base: str) -> str:
+    metric = entry["metric"]
+    scores = entry["scores"]
+    best, tied = entry["best_phase"], entry.get("tied_best") or []
+    if best is not None:
+        text = f"{name}: best at {best} ({fmt(metric, scores[best])})"
+        delta = _delta(entry, base, best)
+        if best != base and delta is not None:
+            text += f", {fmt_delta(metric, delta)} vs {base}{_noise(entry, base, best)}"
+    elif tied:
+        text = f"{name}: {', '.join(tied)} tie at {fmt(metric, scores[tied[0]])}; no single best"
+    else:
+        shown = [s for s in scores.values() if s is not None]
+        text = f"{name}: {fmt(metric, shown[0]) if shown else 'no score'} in every phase; no best"
+    chance = entry["chance"]
+    below = [p for p, s in scores.items() if s is not None and chance is not None and s < chance]
+    if below:
+        text += f"; below chance ({fmt(metric, chance)}) in {', '.join(below)}"
+    return text + "."
 
 
 def _delta(entry: dict, a: str, b: str) -> float | None:

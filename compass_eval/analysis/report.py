@@ -1,18 +1,20 @@
-"""Assembles `report.json`'s content from loaded phases: scores, trajectories, intervals, tests.
+"""Assembles `report.json`'s content from loaded phases: scores, trajectories, intervals, tests,
+the phases' run settings and provenance, and the documents that flipped between phases.
 
-`collect_logs` is the only function here that touches files; `build_report` is pure.
+`collect_logs` reads the sample logs; `build_report` reads nothing but the results files'
+headers and the checkpoints' manifests (see `run_settings`, `provenance`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from itertools import combinations
+from dataclasses import asdict, dataclass, field
+from itertools import combinations, pairwise
 
 from compass_eval.analysis.benchmarks import (
     BENCHMARKS,
     GROUPS,
+    TASK_ALIASES,
     TASK_METRICS,
-    UNSCALED_METRICS,
     BenchmarkScore,
     TaskScore,
     group_parts,
@@ -20,15 +22,20 @@ from compass_eval.analysis.benchmarks import (
     split_variant,
     task_chance,
 )
+from compass_eval.analysis.flips import flipped
+from compass_eval.analysis.gate import GateResult
 from compass_eval.analysis.guard import find_mismatches
 from compass_eval.analysis.hypothesis import benjamini_hochberg
 from compass_eval.analysis.intervals import Logs, Resampler, interval, paired_difference
-from compass_eval.analysis.narrative import analysis_sentences
+from compass_eval.analysis.narrative import analysis_sections
 from compass_eval.analysis.power import DISCORDANCE, POWER, minimum_detectable_drop
+from compass_eval.analysis.provenance import read_provenance
 from compass_eval.analysis.resampling import Bootstrap
 from compass_eval.analysis.results import PhaseResults
+from compass_eval.analysis.run_settings import phase_settings
 from compass_eval.analysis.samples import load_sample_log
-from compass_eval.analysis.trajectory import best_index, column_means, trajectory
+from compass_eval.analysis.trajectory import column_means, peak, trajectory
+from compass_eval.analysis.units import family
 from compass_model.errors import CompassInputError
 
 
@@ -132,7 +139,7 @@ def _entry(
     defined = {p: b for p, b in present.items() if not b.undefined}
     values = [None if (b is None or b.undefined) else b.value for b in per_phase.values()]
     path = trajectory(values)
-    best = best_index(values)
+    top = peak(values)
     intervals = {p: interval(p, b, resampler) for p, b in defined.items()}
     chances = [c for p, b in present.items() if (c := _chance(p, b, inputs.logs)) is not None]
     paired = []
@@ -149,7 +156,8 @@ def _entry(
         "scores": dict(zip(names, values, strict=True)),
         "undefined": undefined,
         "ci": {p: intervals.get(p) for p in names} if any(intervals.values()) else None,
-        "best_phase": names[best] if best is not None else None,
+        "best_phase": names[top.best] if top.best is not None else None,
+        "tied_best": [names[k] for k in top.tied],
         "forgetting": dict(zip(names, path.forgetting, strict=True)),
         "delta_vs_p0": dict(zip(names, path.delta_vs_first, strict=True)),
         "retention": dict(zip(names, path.retention, strict=True)),
@@ -177,13 +185,14 @@ def _undefined_reason(bench: BenchmarkScore) -> str:
 
 def _adjust_for_multiplicity(entries: list[dict], alpha: float) -> None:
     """Benjamini–Hochberg over every paired test of the report; labels use the adjusted p."""
-    tests = [t for e in entries for t in e["paired"] if t["p_value"] is not None]
+    unique = list({id(e): e for e in entries}.values())
+    tests = [t for e in unique for t in e["paired"] if t["p_value"] is not None]
     for test, adjusted in zip(
         tests, benjamini_hochberg([t["p_value"] for t in tests]), strict=True
     ):
         test["p_adjusted"] = adjusted
         test["significant"] = bool(adjusted <= alpha)
-    for e in entries:
+    for e in unique:
         for t in e["paired"]:
             if t["p_value"] is None:
                 t["p_adjusted"], t["significant"] = None, False
@@ -192,7 +201,12 @@ def _adjust_for_multiplicity(entries: list[dict], alpha: float) -> None:
 def build_report(inputs: ReportInputs) -> dict:
     """The whole analysis as plain data, in lm-eval's fraction scale."""
     names = [p.name for p in inputs.phases]
-    known = {t for p in inputs.phases for t in p.tasks if split_variant(t)[0] in TASK_METRICS}
+    known = {
+        t
+        for p in inputs.phases
+        for t in p.tasks
+        if split_variant(t)[0] in TASK_METRICS or t in TASK_ALIASES
+    }
     mismatches = find_mismatches(inputs.phases, known)
     if mismatches and not inputs.allow_mismatch:
         raise CompassInputError(
@@ -220,7 +234,10 @@ def build_report(inputs: ReportInputs) -> dict:
                 else None
                 for p in names
             }
-            if any(per_phase.values()):
+            tasks = {p: [b.parts[0].task.name] for p, b in per_phase.items() if b is not None}
+            if subtask in benchmarks and benchmarks[subtask]["tasks"] == tasks:
+                rows[subtask] = benchmarks[subtask]  # the same row, tested once
+            elif tasks:
                 rows[subtask] = _entry(per_phase, inputs, resampler)
         if rows:
             subtasks[group] = rows
@@ -236,11 +253,17 @@ def build_report(inputs: ReportInputs) -> dict:
         )
     notes = _notes(benchmarks, inputs.logs)
     notes += sorted(set(resampler.notes))
+    every_row = {**benchmarks, **{n: e for group in subtasks.values() for n, e in group.items()}}
+    settings = _run_settings(inputs.phases, every_row)
     report = {
         "phases": names,
         "benchmarks": benchmarks,
         "subtasks": subtasks,
         "subtask_averages": {g: _average_row(names, rows) for g, rows in subtasks.items()},
+        "run_settings": settings,
+        "provenance": {p: read_provenance(s["run"].get("checkpoint")) for p, s in settings.items()},
+        "flips": _flips(names, every_row, inputs.logs),
+        "gate": None,
         "mismatches": [m.message() for m in mismatches],
         "bootstrap": {
             "iters": inputs.settings.iters,
@@ -252,21 +275,80 @@ def build_report(inputs: ReportInputs) -> dict:
         "external": _external(inputs.baselines, benchmarks),
         "notes": notes,
     }
-    for key, field_name in (
-        ("mean_forgetting", "forgetting"),
-        ("mean_delta_vs_p0", "delta_vs_p0"),
-        ("mean_retention", "retention"),
-    ):
-        complete = [list(b[field_name].values()) for b in benchmarks.values() if b["complete"]]
-        report[key] = dict(zip(names, column_means(complete), strict=True)) if complete else {}
-    report["analysis"] = analysis_sentences(report)
+    report["means"] = _means(names, benchmarks)
+    report["analysis"] = [
+        f"{section['heading']}: {point}"
+        for section in analysis_sections(report)
+        for point in section["points"]
+    ]
     return report
+
+
+def _means(names: list[str], benchmarks: dict) -> dict[str, dict]:
+    """Forgetting, Δ and retention averaged per unit family (accuracy points are never averaged
+    with ROC-AUC differences), over the benchmarks every phase has."""
+    members: dict[str, list[str]] = {}
+    for name, entry in benchmarks.items():
+        if entry["complete"]:
+            members.setdefault(family(entry["metric"]), []).append(name)
+    return {
+        unit: {
+            "benchmarks": rows,
+            **{
+                key: dict(
+                    zip(
+                        names,
+                        column_means([list(benchmarks[b][key].values()) for b in rows]),
+                        strict=True,
+                    )
+                )
+                for key in ("forgetting", "delta_vs_p0", "retention")
+            },
+        }
+        for unit, rows in members.items()
+    }
+
+
+def _run_settings(phases: list[PhaseResults], rows: dict[str, dict]) -> dict[str, dict]:
+    """Each phase's settings for the tasks the report's rows were computed from."""
+    used = {t for entry in rows.values() for tasks in entry["tasks"].values() for t in tasks}
+    return {p.name: phase_settings(p, sorted(used & set(p.tasks))) for p in phases}
+
+
+def _flips(names: list[str], rows: dict[str, dict], logs: Logs) -> list[dict]:
+    """For each pair of consecutive phases, the single-task rows whose documents changed answer."""
+    found = []
+    for a, b in pairwise(names):
+        changed = []
+        for name, entry in rows.items():
+            tasks_a, tasks_b = entry["tasks"].get(a, []), entry["tasks"].get(b, [])
+            if len(tasks_a) != 1 or len(tasks_b) != 1:
+                continue  # a group: its subtasks have rows of their own
+            log_a, log_b = logs.get((a, tasks_a[0])), logs.get((b, tasks_b[0]))
+            if log_a is None or log_b is None:
+                continue
+            flips = flipped(log_a, log_b, entry["metric"])
+            if flips["lost"] or flips["gained"]:
+                changed.append({"benchmark": name, "metric": entry["metric"], **flips})
+        found.append({"a": a, "b": b, "rows": changed})
+    return found
+
+
+def gate_summary(result: GateResult, policy: str) -> dict:
+    """The gate's verdict as report.json keeps it (thresholds and drops in lm-eval's scale)."""
+    return {
+        "policy": policy,
+        "candidate": result.candidate,
+        "alpha": result.alpha,
+        "failed": result.failed,
+        "rows": [{**asdict(row), "failed": row.failed} for row in result.rows],
+        "warnings": result.warnings,
+    }
 
 
 def _average_row(names: list[str], rows: dict[str, dict]) -> dict[str, float | None] | None:
     """Mean over subtasks per phase; None when ROC-AUC/MCC would be averaged with percentages."""
-    scaled = {r["metric"] in UNSCALED_METRICS for r in rows.values()}
-    if len(scaled) > 1:
+    if len({family(r["metric"]) for r in rows.values()}) > 1:
         return None
     return dict(
         zip(names, column_means([list(r["scores"].values()) for r in rows.values()]), strict=True)

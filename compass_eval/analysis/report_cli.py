@@ -6,10 +6,14 @@ import argparse
 from pathlib import Path
 
 from compass_eval.analysis.cli_common import add_phase_arguments, report_from_args, run
+from compass_eval.analysis.gate import GatePolicy, evaluate_gate
 from compass_eval.analysis.render import REPORT_MARKER, write_report
+from compass_eval.analysis.report import gate_summary
 from compass_eval.analysis.results import parse_phase_specs
 from compass_model.atomic import check_replaceable
 from compass_model.errors import CompassInputError
+from compass_model.typed import load
+from compass_model.version import add_version_flag
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,12 +22,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Compare lm-eval results of training phases: scores, forgetting, "
         "bootstrap intervals, paired tests; writes report.md/.html/.json and PNG plots.",
     )
+    add_version_flag(parser)
     add_phase_arguments(parser)
     parser.add_argument(
         "--out",
         type=Path,
         required=True,
         help="output folder: new, empty, or an earlier report (which is replaced whole)",
+    )
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        help="a compass-gate policy YAML: the report gets a section with the gate's verdict",
     )
     return parser
 
@@ -53,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         phase_paths = [path for _, path in parse_phase_specs(args.phases, args.results)]
         _refuse_out_over_inputs(args.out, args.results, phase_paths)
         check_replaceable(args.out, REPORT_MARKER)
+        policy = load(GatePolicy, args.policy, "policy") if args.policy else None
         report = report_from_args(args)
+        if policy is not None:
+            report["gate"] = gate_summary(evaluate_gate(report, policy), str(args.policy))
         written = write_report(report, args.out)
         print(f"compass-report: wrote {len(written)} files to {args.out}")
         for note in report["mismatches"]:

@@ -40,10 +40,24 @@ def trajectory(scores: Scores) -> Trajectory:
     return Trajectory(forgetting, delta, retention)
 
 
-def best_index(scores: Scores) -> int | None:
-    """Index of the highest score; the earliest phase wins a tie (no credit for standing still)."""
-    present = [(s, -k) for k, s in enumerate(scores) if s is not None]
-    return -max(present)[1] if present else None
+@dataclass(frozen=True)
+class Peak:
+    """The single best phase, or the phases sharing the top score; neither when all are equal."""
+
+    best: int | None
+    tied: list[int]
+
+
+def peak(scores: Scores) -> Peak:
+    """A shared top score is a tie, not a peak; a row that never changes (all 0, say) has none."""
+    present = [(k, s) for k, s in enumerate(scores) if s is not None]
+    if not present:
+        return Peak(None, [])
+    top = max(s for _, s in present)
+    at_top = [k for k, s in present if s == top]
+    if len(at_top) == 1:
+        return Peak(at_top[0], [])
+    return Peak(None, [] if len(at_top) == len(present) else at_top)
 
 
 def column_means(rows: Sequence[Scores]) -> list[float | None]:
