@@ -26,6 +26,18 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_python(args: list[str], cwd: Path, timeout: int = 300, **env: str):
+    """Runs this interpreter (`-c SCRIPT …`, `-m module …`) with the console scripts' environment."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str):
     """Runs a console script of this venv (e.g. `lm_eval`) as a user would."""
     command = [str(VENV_BIN / args[0]), *args[1:]]

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
-from clitools import REPO, cli_env, run_cli
+from clitools import REPO, run_cli, run_python
 
 from compass_eval.analysis.benchmarks import BENCHMARKS
 
@@ -34,16 +32,9 @@ TASKS = (
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    command = [sys.executable, "-m", "compass_cli.demo", "--out", str(out)]
+    command = ["-m", "compass_cli.demo", "--out", str(out)]
     command += ["--recipe", str(REPO / "recipes" / "demo.yaml"), "--max-steps", "2", "--limit", "2"]
-    run = subprocess.run(
-        command,
-        cwd=out,
-        env=cli_env(COMPASS_DATA_DIR="demo"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_python(command, out, timeout=600, COMPASS_DATA_DIR="demo")
     assert run.returncode == 0, run.stderr[-3000:]
     return out, run.stdout
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
-import subprocess
-import sys
 
-from clitools import cli_env
+from clitools import run_python
 
 DISTRIBUTION = "compass-eval"
 SCRIPTS = {"compass-data", "compass-eval", "compass-gate", "compass-report", "compass-train"}
@@ -56,14 +54,7 @@ print(json.dumps({
 def test_lm_eval_models_entry_point_resolves_compass_without_the_hook(tmp_path):
     (entry_point,) = _entry_points("lm_eval.models").values()
     assert entry_point.name == "compass"
-    run = subprocess.run(
-        [sys.executable, "-c", _AS_LM_EVAL_05],
-        cwd=tmp_path,
-        env=cli_env(COMPASS_LM_EVAL_HOOK="0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = run_python(["-c", _AS_LM_EVAL_05], tmp_path, COMPASS_LM_EVAL_HOOK="0")
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["hooked"] is False  # the hook is off: only the entry point can supply the name

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from clitools import REPO, cli_env
+from clitools import REPO, run_python
 
 FORBIDDEN = {
     "compass_model": {"compass_eval", "compass_train", "compass_cli"},
@@ -61,14 +59,8 @@ def test_every_module_imports_with_the_forbidden_packages_blocked(package, tmp_p
     # `__main__` modules run their command when imported; their imports are checked below.
     modules = [name for name in _sources(package) if not name.endswith("__main__")]
     forbidden = ",".join(sorted(FORBIDDEN[package]))
-    run = subprocess.run(
-        [sys.executable, "-c", _IMPORT_ALL_BLOCKED, package, forbidden, *modules],
-        cwd=REPO,
-        env=cli_env(COMPASS_LM_EVAL_HOOK="0"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    script = ["-c", _IMPORT_ALL_BLOCKED, package, forbidden, *modules]
+    run = run_python(script, REPO, COMPASS_LM_EVAL_HOOK="0")
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found["refused"] == [], f"{package} imports {found['refused']}: {found['failed']}"
