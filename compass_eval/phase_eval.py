@@ -195,7 +195,7 @@ def evaluate_phases(
     """Checks every checkpoint before evaluating any, then evaluates or skips each phase; a second
     run into the same `out` stops with one line instead of evaluating every phase twice. One task
     index (lm-eval's default: its tasks and Compass's) serves the markers and every evaluation."""
-    if _inside(checkpoints, out):
+    if checkpoints.resolve().is_relative_to(out.resolve()):
         raise CompassInputError(
             f"--out {out} is or holds --checkpoints {checkpoints}: give a separate results folder"
         )
@@ -206,11 +206,6 @@ def evaluate_phases(
     finally:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was evaluated: leave no trace
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    path, folder = path.resolve(), folder.resolve()
-    return path == folder or folder in path.parents
 
 
 def _evaluate_all(
