@@ -295,24 +295,6 @@ def test_a_log_that_does_not_reproduce_its_score_is_not_used(tmp_path):
     )
 
 
-def test_best_of_variants_interval():
-    """A far-behind variant cannot be best: the interval is the leader's own pivotal one; two
-    equal variants widen the lower side (the choice between them is not free)."""
-    rng = np.random.default_rng(4)
-    leader = 0.7 + 0.02 * rng.standard_normal(4000)
-    behind = 0.3 + 0.02 * rng.standard_normal(4000)
-    points = np.array([0.7, 0.3])
-    low, high = resampling.max_t_interval(points, np.stack([leader, behind]), 0.95)
-    t = (leader - 0.7) / leader.std(ddof=1)
-    se = leader.std(ddof=1)
-    assert (low, high) == pytest.approx(
-        (0.7 - np.quantile(t, 0.975) * se, 0.7 + np.quantile(-t, 0.975) * se)
-    )
-    twin = 0.7 + 0.02 * rng.standard_normal(4000)
-    low_two, _ = resampling.max_t_interval(np.array([0.7, 0.7]), np.stack([leader, twin]), 0.95)
-    assert low_two < low  # simultaneous bounds for two candidates are wider than one alone
-
-
 def test_leaderboard_zero_rule_is_applied_and_said(tmp_path):
     """make_leaderboard.py averages with `if result:`: a subtask scoring exactly 0 is left out."""
     from sklearn.metrics import f1_score

@@ -2,10 +2,11 @@
 
 A row is a single task or a group; both are handled as a *choice among candidates*, each the
 mean of some subtasks (a single task: one candidate of one part; the JP Fin Harness: one
-candidate per prompt variant, as its leaderboard picks the best), so every resample repeats the
-choice. Subtasks are resampled independently (strata), phases on the same rows (pairs). Where a
-textbook method fits exactly it is used: Wilson and exact McNemar for 0/1 scores, DeLong for
-ROC-AUC; otherwise BCa intervals and a paired swap test.
+candidate per prompt variant, as its leaderboard picks the best). A choice among variants gets
+the winner's interval (`winner.py`), which accounts for the choice, and every swap of a paired
+test repeats it. Subtasks are resampled independently (strata), phases on the same rows (pairs).
+Where a textbook method fits exactly it is used: Wilson and exact McNemar for 0/1 scores, DeLong
+for ROC-AUC; otherwise BCa intervals and a paired swap test.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from compass_eval.analysis.resampling import (
     bca_interval,
     is_binary,
     jackknife,
-    max_t_interval,
     percentile_interval,
     replicates,
     stream_seed,
@@ -48,6 +48,7 @@ from compass_eval.analysis.stats import (
     roc_auc,
     statistic_for,
 )
+from compass_eval.analysis.winner import winner_interval
 
 # A sample log must reproduce the results JSON's score to this tolerance before it is trusted.
 REPRODUCE_TOLERANCE = 1e-6
@@ -155,35 +156,38 @@ class _Side:
     def point(self) -> float:
         return float(self.candidate_points().max())
 
-    def candidate_replicates(self, resampler: Resampler) -> np.ndarray:
-        """(candidates, B): each candidate's mean on every resample (the same draws for all)."""
-        return np.array(
-            [
-                np.mean([resampler.replicates(p) for p in parts], axis=0)
-                for _, parts in self.candidates
-            ]
-        )
+    def candidate_replicates(self, resampler: Resampler, unbiased: bool = False) -> np.ndarray:
+        """(candidates, B): each candidate's mean on every resample (the same draws for all).
+
+        `unbiased` stretches each part's replicates about its point by √(m/(m−1)) for its m
+        units, so their covariance is the unbiased one, not the bootstrap's (m−1)/m of it:
+        what a normal-theory interval needs at eight documents a subtask.
+        """
+        rows = []
+        for _, parts in self.candidates:
+            columns = []
+            for p in parts:
+                reps = resampler.replicates(p)
+                if unbiased and p.units.count > 1:
+                    reps = p.point + (reps - p.point) * np.sqrt(p.units.count / (p.units.count - 1))
+                columns.append(reps)
+            rows.append(np.mean(columns, axis=0))
+        return np.array(rows)
 
     def replicates(self, resampler: Resampler) -> np.ndarray:
         return np.max(self.candidate_replicates(resampler), axis=0)
 
-    def jackknife(self) -> np.ndarray | None:
-        """Leave-one-unit-out values of the chosen maximum, unit by unit within each subtask."""
-        means = self.candidate_points()
-        by_subtask: dict[str, list[tuple[int, _Part, int]]] = {}
-        for c, (_, parts) in enumerate(self.candidates):
-            for p in parts:
-                by_subtask.setdefault(p.subtask, []).append((c, p, len(parts)))
-        columns = []
-        for entries in by_subtask.values():
-            sizes = {p.units.count for _, p, _ in entries}
-            if len(sizes) != 1:
-                return None
-            loo = np.tile(means, (sizes.pop(), 1))
-            for c, p, size in entries:
-                loo[:, c] += (jackknife(p.statistic, p.values, p.units) - p.point) / size
-            columns.append(loo.max(axis=1))
-        return np.concatenate(columns)
+    def jackknife(self) -> np.ndarray:
+        """Leave-one-unit-out values of a single candidate's mean, unit by unit within each of
+        its subtasks (for the BCa interval's acceleration)."""
+        ((_, parts),) = self.candidates
+        mean = self.point()
+        return np.concatenate(
+            [
+                mean + (jackknife(p.statistic, p.values, p.units) - p.point) / len(parts)
+                for p in parts
+            ]
+        )
 
 
 def _mean_of(values) -> float:
@@ -214,7 +218,8 @@ def interval(phase: str, bench: BenchmarkScore, resampler: Resampler) -> dict | 
 
 
 def side_interval(side: _Side, resampler: Resampler) -> dict | None:
-    """Wilson for one 0/1 score, max-T for a choice among variants, BCa otherwise."""
+    """Wilson for one 0/1 score, the winner's interval for a choice among variants, BCa
+    otherwise."""
     level = resampler.settings.level
     single = side.single
     if (
@@ -225,22 +230,18 @@ def side_interval(side: _Side, resampler: Resampler) -> dict | None:
         low, high = wilson_interval(float(single.values.sum()), len(single.values), level)
         return {"low": low, "high": high, "method": "wilson", "undefined_resamples": 0}
     if len(side.candidates) > 1:
-        low, high = max_t_interval(
-            side.candidate_points(), side.candidate_replicates(resampler), level
-        )
-        return {"low": low, "high": high, "method": "max-t", "undefined_resamples": 0}
+        reps = side.candidate_replicates(resampler, unbiased=True)
+        low, high = winner_interval(side.candidate_points(), reps, level)
+        if not np.isfinite(low):
+            return None
+        undefined = int(np.sum(~np.all(np.isfinite(reps), axis=0)))
+        return {"low": low, "high": high, "method": "winner", "undefined_resamples": undefined}
     reps = side.replicates(resampler)
     undefined = int(np.sum(~np.isfinite(reps)))
-    jack = side.jackknife()
-    if jack is None:
-        low, high = percentile_interval(reps, level)
-        method = "percentile"
-    else:
-        low, high = bca_interval(side.point(), reps, jack, level)
-        method = "bca"
+    low, high = bca_interval(side.point(), reps, side.jackknife(), level)
     if not np.isfinite(low):
         return None
-    return {"low": low, "high": high, "method": method, "undefined_resamples": undefined}
+    return {"low": low, "high": high, "method": "bca", "undefined_resamples": undefined}
 
 
 def paired_difference(

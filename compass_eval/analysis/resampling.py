@@ -205,28 +205,6 @@ def bca_interval(
     return float(low), float(high)
 
 
-def max_t_interval(points: np.ndarray, reps: np.ndarray, level: float) -> tuple[float, float]:
-    """Interval for the best of several candidates (the leaderboard's choice of prompt variant).
-
-    The best true value is at least any candidate's, so the lower bound is the largest of
-    lower bounds that hold *simultaneously* (max-T over the candidates that could be best, so
-    picking the largest is no selection); it is at most the largest candidate bound, and only
-    the truly best candidate's own bound must hold for that. Bounds are pivotal (bootstrap-t on
-    the same draws for all candidates). Choosing the best observed candidate and bootstrapping
-    it alone would miss its selection.
-    """
-    tail = (1.0 - level) / 2.0
-    se = np.nanstd(reps, axis=1, ddof=1)
-    se = np.where(se > 0, se, np.finfo(float).tiny)
-    t = (reps - points[:, None]) / se[:, None]
-    up = np.nanquantile(t, 1.0 - tail, axis=1)
-    down = np.nanquantile(-t, 1.0 - tail, axis=1)
-    high = points + down * se
-    plausible = high >= np.max(points - up * se)
-    c = float(np.nanquantile(np.nanmax(t[plausible], axis=0), 1.0 - tail))
-    return float(np.max(points[plausible] - c * se[plausible])), float(np.max(high))
-
-
 def wilson_interval(successes: float, n: int, level: float) -> tuple[float, float]:
     """Wilson's score interval for a proportion (Wilson 1927): sound at n = 38 and at 0 or n."""
     if n <= 0:
