@@ -14,23 +14,15 @@ from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window, simple_parse_args_string
 from tqdm import tqdm
 
+from compass_eval.model_args import parse_model_args
 from compass_eval.scoring import Scorer, ScoreRow, fit_to_length
 from compass_model.checkpoint import check_checkpoint_dir, load_checkpoint
 from compass_model.config import IMAGE_TOKEN
+from compass_model.dtypes import torch_dtype
 from compass_model.errors import CompassInputError
 
 log = logging.getLogger(__name__)
 
-_DTYPES = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
-_TRUNCATION_SIDES = ("left", "right", "middle")
-_KNOWN_ARGS = (
-    "pretrained, phase, dtype, device, max_length, truncation, keep_head_tokens, batch_size, "
-    "allow_pickle, add_bos_token"
-)
 # What lm-eval's CLI passes for --batch_size / --device when the flag is not given (a given
 # --batch_size arrives as text, "1"; a given --device cuda:0 cannot be told from no flag): a
 # --model_args value is kept over these, any other flag value wins.
@@ -43,77 +35,45 @@ _TINY_WARNING = (
 
 
 class CompassLM(TemplateLM):
-    """model_args: pretrained, phase, dtype, device, max_length, truncation, keep_head_tokens,
-    batch_size (a number or `auto`), allow_pickle, add_bos_token. Truncation cuts the context
-    (never the continuation) from the stated side; `middle` keeps its first `keep_head_tokens`
-    (chat prefix, system turn, instructions) and its end, and cuts what lies between."""
+    """`model_args` as `ModelArgs` declares them (`compass_eval/model_args.py`). Truncation cuts
+    the context (never the continuation) from the stated side; `middle` keeps its first
+    `keep_head_tokens` (chat prefix, system turn, instructions) and its end, and cuts what lies
+    between."""
 
     MULTIMODAL = True
 
-    def __init__(
-        self,
-        pretrained: str | None = None,
-        phase: str | None = None,
-        dtype: str = "float32",
-        device: str | None = None,
-        max_length: int | None = None,
-        truncation: str = "left",
-        keep_head_tokens: int = 1024,
-        batch_size: int | str = 1,
-        max_batch_size: int | None = None,
-        allow_pickle: bool = False,
-        add_bos_token: bool = True,
-        **unknown: Any,
-    ) -> None:
+    def __init__(self, **model_args: Any) -> None:
         super().__init__()
-        if unknown:
-            raise CompassInputError(
-                f"unknown model_args key(s) for --model compass: {', '.join(sorted(unknown))}; "
-                f"known: {_KNOWN_ARGS}"
-            )
-        if dtype not in _DTYPES:
-            raise CompassInputError(f"model_args dtype={dtype!r}: use one of {sorted(_DTYPES)}")
-        if truncation not in _TRUNCATION_SIDES:
-            raise CompassInputError(
-                f"model_args truncation={truncation!r}: use left, right or middle"
-            )
-        if isinstance(keep_head_tokens, bool) or not isinstance(keep_head_tokens, int):
-            raise CompassInputError(
-                f"model_args keep_head_tokens={keep_head_tokens!r}: give a whole number of tokens"
-            )
-        if keep_head_tokens < 0:
-            raise CompassInputError("model_args keep_head_tokens must be ≥ 0")
-        self.keep_head_tokens = keep_head_tokens
+        args = parse_model_args(model_args)
+        self.keep_head_tokens = args.keep_head_tokens
         self.truncated_requests = 0
-        self.batch_size = _parse_batch_size(batch_size)
-        self.max_batch_size = _parse_max_batch_size(max_batch_size)
+        self.batch_size = args.batch_size
+        self.max_batch_size = args.max_batch_size
         self._auto_batch_sizes: dict[str, int] = {}
-        self.add_bos_token = _strict_bool("add_bos_token", add_bos_token)
-        allow_pickle = _strict_bool("allow_pickle", allow_pickle)
-        max_length = _parse_max_length(max_length)
-        if pretrained is not None:  # before any device or model is set up
-            check_checkpoint_dir(pretrained, allow_pickle)
-        self.truncation = truncation
+        self.add_bos_token = args.add_bos_token
+        if args.pretrained is not None:  # before any device or model is set up
+            check_checkpoint_dir(args.pretrained, args.allow_pickle)
+        self.truncation = args.truncation
         self.accelerator = _accelerator_if_distributed()
         if self.accelerator is not None:
             self._device = self.accelerator.device
             self._rank = self.accelerator.process_index
             self._world_size = self.accelerator.num_processes
         else:
-            self._device = _pick_device(device)
+            self._device = _pick_device(args.device)
 
-        self.pretrained = None if pretrained is None else str(pretrained)
-        self.phase = None if phase is None else str(phase)
+        self.pretrained = args.pretrained
+        self.phase = args.phase
         if self.pretrained is None:
             from compass_model.assemble import build_tiny
 
             log.warning(_TINY_WARNING)
             model, self.processor = build_tiny()
             self.manifest = None
-            model = model.to(device=self._device, dtype=_DTYPES[dtype])
+            model = model.to(device=self._device, dtype=torch_dtype(args.dtype))
         else:
             checkpoint = load_checkpoint(
-                self.pretrained, _DTYPES[dtype], self._device, allow_pickle=allow_pickle
+                self.pretrained, torch_dtype(args.dtype), self._device, args.allow_pickle
             )
             model, self.processor, self.manifest = (
                 checkpoint.model,
@@ -126,7 +86,7 @@ class CompassLM(TemplateLM):
         self.tokenizer = self.processor.tokenizer
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
         self.image_tokens = model.config.image_seq_length
-        self._max_length = int(max_length or model.config.text_config.max_position_embeddings)
+        self._max_length = args.max_length or model.config.text_config.max_position_embeddings
         self.scorer = Scorer(model, self.processor, self._device, pad_id=self._pad_id)
 
     @classmethod
@@ -441,53 +401,6 @@ def _merge_flags(model_args: dict[str, Any], flags: dict[str, Any]) -> dict[str,
 def _is_lm_eval_default(key: str, value: Any) -> bool:
     default = _LM_EVAL_FLAG_DEFAULTS.get(key)
     return type(value) is type(default) and value == default
-
-
-def _strict_bool(name: str, value: Any) -> bool:
-    """lm-eval turns true/false into booleans and 1/0 into numbers before we see them."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | str) and str(value).lower() in ("1", "true"):
-        return True
-    if isinstance(value, int | str) and str(value).lower() in ("0", "false"):
-        return False
-    raise CompassInputError(f"model_args {name}={value!r}: use true or false (or 1 / 0)")
-
-
-def _parse_batch_size(value: int | str) -> int | str:
-    if str(value).lower() == "auto":
-        return "auto"
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        raise CompassInputError(
-            f"batch_size={value!r}: give a whole number, or auto for the largest batch that fits"
-        ) from None
-    if size < 1:
-        raise CompassInputError(f"batch_size={value!r}: must be at least 1")
-    return size
-
-
-def _parse_max_length(value: int | str | None) -> int | None:
-    """lm-eval hands `max_length=abc` over as text, `max_length=512` as a number."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise CompassInputError(
-            f"model_args max_length={value!r}: give a whole number of tokens ≥ 1, or leave it out "
-            "for the model's own"
-        )
-    return value
-
-
-def _parse_max_batch_size(value: int | str | None) -> int | None:
-    """lm-eval's --max_batch_size: the cap of batch_size=auto."""
-    if value is None:
-        return None
-    size = _parse_batch_size(value)
-    if size == "auto":
-        raise CompassInputError("max_batch_size=auto: give a whole number (the cap of auto)")
-    return size
 
 
 def _pick_device(requested: str | int | None) -> torch.device:

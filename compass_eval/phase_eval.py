@@ -18,11 +18,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from compass_eval.data.root import data_root
 from compass_model.atomic import output_lock, staged_directory
 from compass_model.checkpoint import check_checkpoint_dir
+from compass_model.dtypes import DType
 from compass_model.errors import CompassInputError
 from compass_model.typed import add_flags, from_flags, option
 from compass_model.version import add_version_flag
@@ -50,7 +51,7 @@ class EvalSettings:
     )
     num_fewshot: int | None = option(None, ge=0, help="few-shot examples (default: each task's)")
     batch_size: int = option(1, ge=1, help="requests per forward pass")
-    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", help="weights' dtype")
+    dtype: DType = option("float32", help="weights' dtype")
     device: str | None = option(None, help="torch device, e.g. cuda:0 (default: cpu)")
     seeds: tuple[int, int, int, int] = LM_EVAL_SEEDS
     apply_chat_template: bool = option(

@@ -1,7 +1,8 @@
 """The one converter from what a user writes (a YAML or JSON file, `--set KEY=VALUE`, a flag) to a
-typed, frozen dataclass: declared types, `Literal` choices, ranges and non-emptiness from field
-metadata (`option`), unknown keys refused. Every problem is one CompassInputError line,
-`FILE: FIELD: what is wrong — what to do`, raised before anything is written.
+typed, frozen dataclass: declared types, `Literal` choices, unions (the first that fits), ranges
+and non-emptiness from field metadata (`option`), unknown keys refused. Every problem is one
+CompassInputError line, `FILE: FIELD: what is wrong — what to do`, raised before anything is
+written.
 
 The same declarations give the command-line flags (`add_flags`, `from_flags`) and a JSON schema
 for editors (`json_schema`), so a field's type, range and help are stated once.
@@ -162,8 +163,17 @@ def _convert(kind: Any, value: object, path: str, metadata: typing.Mapping[str, 
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return _convert(inner, value, path, metadata)
+        problems = []
+        for inner in [arg for arg in args if arg is not type(None)]:
+            try:
+                return _convert(inner, value, path, metadata)
+            except _Problem as problem:
+                problems.append(problem)
+        if len(problems) == 1:
+            raise problems[0]
+        raise _Problem(
+            path, "; ".join(p.what for p in problems), " or ".join(p.fix for p in problems)
+        )
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):
             raise _Problem(path, f"expected a list, got {value!r}", "write [item, ...]")
@@ -182,8 +192,10 @@ def _convert(kind: Any, value: object, path: str, metadata: typing.Mapping[str, 
         }
     if origin is Literal:
         if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args):
-            choices = ", ".join(map(str, args))
-            raise _Problem(path, f"{value!r} is not one of {choices}", "choose one of them")
+            words = [str(arg) for arg in args]
+            raise _Problem(
+                path, f"{value!r} is not one of {', '.join(words)}", f"write {' or '.join(words)}"
+            )
         return value
     return _scalar(kind, value, path, metadata)
 
@@ -251,9 +263,13 @@ def flag_name(field_name: str) -> str:
 
 
 def _flag_scalar(hint: Any) -> Any:
-    """The one scalar type a flag of this field holds, or None for containers (files only)."""
+    """The one scalar type a flag of this field holds, or None for containers and unions of
+    several types (files only)."""
     if typing.get_origin(hint) in (Union, types.UnionType):
-        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        choices = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(choices) > 1:
+            return None
+        (hint,) = choices
     if hint in (bool, int, float, str, Path) or typing.get_origin(hint) is Literal:
         return hint
     return None
@@ -318,8 +334,8 @@ def json_schema(kind: Any, metadata: typing.Mapping[str, Any] | None = None) -> 
     if dataclasses.is_dataclass(kind):
         return _object_schema(kind)
     if origin in (Union, types.UnionType):
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return {"anyOf": [json_schema(inner, metadata), {"type": "null"}]}
+        choices = [json_schema(arg, metadata) for arg in args if arg is not type(None)]
+        return {"anyOf": choices + ([{"type": "null"}] if type(None) in args else [])}
     if origin in (list, tuple):
         schema = {"type": "array", "items": json_schema(args[0], metadata)}
         return {**schema, "minItems": 1} if metadata.get(_NONEMPTY) else schema

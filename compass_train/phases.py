@@ -29,6 +29,7 @@ from compass_model.assemble import assemble, build_on_meta, build_tiny
 from compass_model.atomic import staged_directory
 from compass_model.checkpoint import MANIFEST, read_manifest, save_checkpoint, write_manifest
 from compass_model.config import preset
+from compass_model.dtypes import torch_dtype
 from compass_model.errors import CompassInputError
 from compass_train.adapters import (
     AdapterPlan,
@@ -50,7 +51,6 @@ from compass_train.select import Selection, count_trainable, freeze_all_but, sel
 WORK = ".work"
 # Inside a phase checkpoint: earlier stages' merged results that later adapters apply to.
 STAGES = "stages"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def finished(path: Path) -> dict[str, Any] | None:
@@ -113,7 +113,7 @@ def build_p0(recipe: Recipe) -> tuple[LlavaForConditionalGeneration, LlavaProces
         config,
         recipe.model.vision_backbone,
         recipe.model.language_model,
-        dtype=_DTYPES[recipe.model.dtype],
+        dtype=torch_dtype(recipe.model.dtype),
     )
 
 
@@ -201,7 +201,7 @@ class PhaseRunner:
         self.recipe = recipe
         self.options = options
         self.accelerator = accelerator
-        self.dtype = _DTYPES[recipe.model.dtype]
+        self.dtype = torch_dtype(recipe.model.dtype)
 
     def run(self) -> list[Path]:
         names = phases_to_run(self.recipe, self.options)

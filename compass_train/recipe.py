@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
+from compass_model.dtypes import DType
 from compass_model.errors import CompassInputError
 from compass_model.typed import convert, input_error, json_schema, option, read_mapping
 
@@ -84,7 +85,7 @@ class ModelSpec:
     preset: str = option("tiny", nonempty=True, help="compass_model preset: paper or tiny")
     vision_backbone: str | None = option(None, help="vision backbone directory or hub id")
     language_model: str | None = option(None, help="language model directory or hub id")
-    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", help="weights' dtype")
+    dtype: DType = option("float32", help="weights' dtype")
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,13 @@ def test_middle_truncation_keeps_the_head_and_the_end():
 
 
 def test_bad_model_args_are_named(tiny_checkpoint):
-    with pytest.raises(CompassInputError, match="unknown model_args key.*colour"):
+    with pytest.raises(
+        CompassInputError, match="--model_args: unknown key 'colour' — use one of pretrained, phase"
+    ):
         CompassLM(pretrained=str(tiny_checkpoint), colour="red")
-    with pytest.raises(CompassInputError, match="truncation"):
+    with pytest.raises(CompassInputError, match="truncation: 'centre' is not one of left"):
         CompassLM(pretrained=str(tiny_checkpoint), truncation="centre")
-    with pytest.raises(CompassInputError, match="keep_head_tokens"):
+    with pytest.raises(CompassInputError, match="keep_head_tokens: expected int, got 'many'"):
         CompassLM(pretrained=str(tiny_checkpoint), truncation="middle", keep_head_tokens="many")
 
 

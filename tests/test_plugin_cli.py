@@ -127,7 +127,10 @@ def _broken_inputs(tmp_path: Path, tiny_checkpoint: Path) -> dict[str, tuple[lis
         ),
         "no weights": (["--model_args", f"pretrained={no_weights}", *text_task], "no weights"),
         "pickle only": (["--model_args", f"pretrained={pickled}", *text_task], "pickle weights"),
-        "unknown key": (["--model_args", "colour=red", *text_task], "unknown model_args key"),
+        "unknown key": (
+            ["--model_args", "colour=red", *text_task],
+            "--model_args: unknown key 'colour'",
+        ),
         "missing image": (
             [
                 "--tasks",
