@@ -1,13 +1,15 @@
 """Interval for the leaderboard's chosen prompt variant: inference on a winner.
 
 The JP Fin Harness leaderboard reports the variant with the best score, a number biased upwards
-by the choice (the winner's curse). The interval here is for the chosen variant's true score and
-holds it with the stated confidence whatever the variants' true scores are, tied or far apart:
-given that it won, the chosen score is a truncated normal whose truncation points depend only on
-statistics independent of it (Andrews, Kitagawa & McCloskey 2024, "Inference on Winners"). The
-conditional interval is hybridised with the simultaneous (projection) interval at level β = α/10,
-so it is never much wider than that one when the choice was a near tie. The variants' covariance
-comes from the bootstrap replicates, drawn on the same rows for every variant.
+by the choice (the winner's curse). The interval here is for the chosen variant's true score and,
+with the variants' scores jointly normal, holds it with the stated confidence whatever their true
+scores are, tied or far apart: given that it won, the chosen score is a truncated normal whose
+truncation points depend only on statistics independent of it (Andrews, Kitagawa & McCloskey
+2024, "Inference on Winners"); `benchmarks/gate_calibration.py` measures it on 0/1 data. The
+conditional interval is hybridised with the simultaneous (projection) interval at level 1 − β,
+β = α/10: it lies inside that one, where the conditional interval alone grows very long after a
+near tie, and still covers 1 − α. The variants' covariance comes from the bootstrap replicates,
+drawn on the same rows for every variant.
 
 Scores that are means of 0/1 values lie on a lattice and tie exactly; the choice is then read as
 "no other variant more than half a lattice step ahead", the continuity correction that keeps the
