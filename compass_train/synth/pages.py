@@ -47,10 +47,24 @@ def _document(pdf_path: str | Path) -> pdfium.PdfDocument:
 def load_page(pdf_path: str | Path, page_index: int, longest_side: int) -> Page:
     """Renders as `compass_model.pages.render_page` does (longer side = `longest_side` px)."""
     with PDFIUM_LOCK:
+        # Each pdfium object is closed here, under the lock: left to the garbage collector, a
+        # page would be closed when this function returns, outside the lock, while another
+        # thread is inside pdfium (a segmentation fault under concurrency).
         page = _document(pdf_path)[page_index]
-        width, height = page.get_size()
-        image = page.render(scale=longest_side / max(width, height)).to_pil().convert("RGB")
-        text = page.get_textpage().get_text_range().replace("\r\n", "\n")
+        try:
+            width, height = page.get_size()
+            bitmap = page.render(scale=longest_side / max(width, height))
+            try:
+                image = bitmap.to_pil().convert("RGB")  # a copy, independent of the bitmap
+            finally:
+                bitmap.close()
+            textpage = page.get_textpage()
+            try:
+                text = textpage.get_text_range().replace("\r\n", "\n")
+            finally:
+                textpage.close()
+        finally:
+            page.close()
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)  # fast; the pages are small anyway
     png = buffer.getvalue()
